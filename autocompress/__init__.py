@@ -1,0 +1,29 @@
+"""autocompress: find the smallest compressed image classifier that keeps the accuracy you need.
+
+The public API is imported lazily, so that ``import autocompress`` (and ``--help``) stays fast
+and TensorFlow loads only when a function that needs it is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_dataset": "autocompress.data",
+    "list_datasets": "autocompress.api",
+    "get_teacher": "autocompress.api",
+    "compress": "autocompress.api",
+    "CompressionConfig": "autocompress.compress.config",
+    "Result": "autocompress.compress.config",
+    "UserError": "autocompress.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'autocompress' has no attribute {name!r}")

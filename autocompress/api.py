@@ -1,0 +1,47 @@
+"""The Python API behind every CLI command: load data, get the teacher, compress one configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autocompress.compress import pipeline
+from autocompress.compress.config import CompressionConfig, Result
+from autocompress.data import KNOWN_DATASETS, Dataset, default_cache_dir, load_dataset, locate_dataset
+from autocompress.teacher import Teacher, default_recipe, load_user_teacher, train_or_load
+
+
+def list_datasets(data_dir: str | Path | None = None) -> dict[str, Path | None]:
+    """Each known dataset and the local path it would be read from (None: downloaded by keras.datasets)."""
+    return {name: locate_dataset(name, data_dir) for name in KNOWN_DATASETS}
+
+
+def get_teacher(dataset: Dataset, cache_dir: str | Path | None = None, *, epochs: int | None = None, seed: int = 0,
+                teacher_path: str | Path | None = None, callbacks=()) -> Teacher:
+    """The user's teacher (``teacher_path``), or the built-in one: trained once, then loaded from the cache."""
+    cache = default_cache_dir(cache_dir)
+    if teacher_path is not None:
+        return load_user_teacher(dataset, teacher_path, cache)
+    return train_or_load(dataset, default_recipe(dataset, epochs, seed), cache, callbacks=callbacks)
+
+
+def make_context(dataset: Dataset, cache_dir: str | Path | None = None, *, teacher_epochs: int | None = None,
+                 teacher_path: str | Path | None = None) -> pipeline.Context:
+    """A pipeline context whose teacher is trained or loaded only when a configuration distils."""
+    cache = default_cache_dir(cache_dir)
+    return pipeline.Context(dataset, cache, lambda: get_teacher(dataset, cache, epochs=teacher_epochs,
+                                                                teacher_path=teacher_path))
+
+
+def compress(config: CompressionConfig, dataset: str | Dataset, out_dir: str | Path, *,
+             data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+             teacher_epochs: int | None = None, teacher_path: str | Path | None = None) -> Result:
+    """Distil, prune and quantize ``dataset``'s student as ``config`` says; measure the written ``.tflite``.
+
+    >>> from autocompress import CompressionConfig, compress                      # doctest: +SKIP
+    >>> result = compress(CompressionConfig(width=0.5, quant="int8"), "fashion_mnist", "out/")  # doctest: +SKIP
+    >>> result.tflite_bytes, result.test_accuracy                                 # doctest: +SKIP
+    """
+    if not isinstance(dataset, Dataset):
+        dataset = load_dataset(dataset, data_dir, cache_dir)
+    context = make_context(dataset, cache_dir, teacher_epochs=teacher_epochs, teacher_path=teacher_path)
+    return pipeline.run(config, context, Path(out_dir))

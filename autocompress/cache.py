@@ -1,0 +1,66 @@
+"""Atomic writes and content keys for everything autocompress caches.
+
+A reader never sees a half-written file or folder: writers fill a temporary sibling and
+``os.replace`` it into place, so a crash (even ``kill -9``) leaves either the old state or
+the new one. Two writers racing on the same key both succeed; the first one's result stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; move it to ``target`` once the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another writer got there first: keep theirs
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it to ``target`` once the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def content_hash(path: Path, length: int = 16) -> str:
+    """sha256 of a file's bytes, or of every file (name and bytes) below a folder."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:length]
+
+
+def key_of(*parts: object, length: int = 16) -> str:
+    """A short stable hash of ``parts`` (their ``repr``)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:length]

@@ -1,0 +1,1 @@
+"""Compression stages: distil, prune, quantize, measure, and the pipeline that runs them."""

@@ -1,0 +1,148 @@
+"""The configuration of one compression run, and what it produced."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from autocompress.errors import UserError
+from autocompress.models import ARCHITECTURES
+
+PruneScope = Literal["global", "local"]
+PruneStructure = Literal["unstructured", "2:4", "channel"]
+PruneLayers = Literal["conv", "dense", "all"]
+QuantMode = Literal["none", "dynamic", "float16", "int8", "qat"]
+
+SCOPES = ("global", "local")
+STRUCTURES = ("unstructured", "2:4", "channel")
+LAYER_SETS = ("conv", "dense", "all")
+QUANT_MODES = ("none", "dynamic", "float16", "int8", "qat")
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """One point of the search space: distil, then prune, then quantize.
+
+    Rules that make every combination valid or rejected up front:
+
+    * ``alpha = 1`` is plain training (temperature and assistant are then ignored);
+    * ``sparsity = 0`` skips pruning (scope, structure and layers are then ignored);
+    * ``structure = "2:4"`` always prunes 2 of every 4 weights, so its sparsity must be 0.5;
+      layers whose input channels are not a multiple of 4 (e.g. a first conv on grey
+      images) stay dense, and the report says so;
+    * ``structure = "channel"``: ``sparsity`` is the fraction of filters (units) removed from
+      each prunable layer (local) or across them (global); the model is rebuilt smaller;
+    * ``quant = "qat"`` is quantization-aware fine-tuning to full int8; it cannot target float16.
+    """
+
+    student: str = "cnn"
+    width: float = 0.5
+    temperature: float = 4.0
+    alpha: float = 1.0
+    assistant: bool = False
+    sparsity: float = 0.0
+    prune_scope: PruneScope = "local"
+    prune_structure: PruneStructure = "unstructured"
+    prune_layers: PruneLayers = "conv"
+    quant: QuantMode = "none"
+    epochs: int = 10
+    finetune_epochs: int = 2
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.student in ARCHITECTURES, f"student must be one of {', '.join(ARCHITECTURES)} (got {self.student!r})"),
+            (self.width > 0, f"width must be > 0 (got {self.width})"),
+            (self.temperature > 0, f"temperature must be > 0 (got {self.temperature}); 1 means no softening"),
+            (0.0 <= self.alpha <= 1.0, f"alpha must be in [0, 1] (got {self.alpha}); 1 is plain training"),
+            (0.0 <= self.sparsity < 1.0, f"sparsity must be in [0, 1) (got {self.sparsity}); 0 skips pruning"),
+            (self.prune_scope in SCOPES, f"prune scope must be global or local (got {self.prune_scope!r})"),
+            (self.prune_structure in STRUCTURES,
+             f"prune structure must be one of {', '.join(STRUCTURES)} (got {self.prune_structure!r})"),
+            (self.prune_layers in LAYER_SETS, f"prune layers must be conv, dense or all (got {self.prune_layers!r})"),
+            (self.quant in QUANT_MODES, f"quant must be one of {', '.join(QUANT_MODES)} (got {self.quant!r})"),
+            (self.prune_structure != "2:4" or self.sparsity in (0.0, 0.5),
+             f"2:4 pruning always removes half the weights: use sparsity 0.5 (got {self.sparsity})"),
+            (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
+            (self.finetune_epochs >= 1, f"finetune epochs must be >= 1 (got {self.finetune_epochs})"),
+            (self.batch_size >= 1, f"batch size must be >= 1 (got {self.batch_size})"),
+            (self.learning_rate > 0, f"learning rate must be > 0 (got {self.learning_rate})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    @property
+    def distills(self) -> bool:
+        return self.alpha < 1.0
+
+    @property
+    def prunes(self) -> bool:
+        return self.sparsity > 0.0
+
+    def label(self) -> str:
+        """A short readable name, e.g. ``cnn w0.50 T4 a0.3 60% global channel int8``."""
+        parts = [f"{self.student} w{self.width:.2f}"]
+        if self.distills:
+            parts.append(f"T{self.temperature:g} a{self.alpha:.2g}" + (" +TA" if self.assistant else ""))
+        if self.prunes:
+            parts.append(f"{self.sparsity:.0%} {self.prune_scope} {self.prune_structure} {self.prune_layers}")
+        parts.append(self.quant)
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "CompressionConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown configuration key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What the exported model expects: raw pixels, NHWC, of this dtype and shape."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    value_range: tuple[int, int] = (0, 255)
+    layout: str = "NHWC"
+    output: str = "logits (argmax = class index)"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one compression run produced, measured on the exported ``.tflite`` file."""
+
+    config: CompressionConfig
+    dataset: str
+    val_accuracy: float
+    test_accuracy: float
+    tflite_bytes: int
+    gzip_bytes: int
+    params: int
+    nonzero_params: int
+    sparsity: float
+    layer_sparsity: dict[str, float]
+    latency_ms: float
+    stage_seconds: dict[str, float]
+    input_contract: InputContract
+    tflite_path: str
+    keras_path: str
+    teacher: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def efficiency(self) -> float:
+        """The paper's efficiency: test accuracy (%) per KB of ``.tflite``."""
+        return 100.0 * self.test_accuracy / (self.tflite_bytes / 1024)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["efficiency"] = self.efficiency
+        return values

@@ -1,0 +1,206 @@
+"""One configuration end to end: distil -> prune -> quantize -> measure the exported file.
+
+Trained students and pruned models are cached by everything that determines them, so
+configurations that differ only downstream (pruning, quantization) never retrain upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autocompress import __version__
+from autocompress._tf import keras
+from autocompress.cache import atomic_file, key_of
+from autocompress.compress import measure, prune, quantize
+from autocompress.compress.config import CompressionConfig, InputContract, Result
+from autocompress.data import Dataset
+from autocompress.teacher import Teacher, TeacherRecipe, augmentations, train_or_load
+from autocompress.training import TrainingConfig, train
+
+ASSISTANT_TEMPERATURE, ASSISTANT_ALPHA = 4.0, 0.5
+PAPER_ASSISTANTS = {"paper-mnist-student": "paper-mnist-assistant", "paper-cifar-student": "paper-cifar-assistant"}
+
+
+@dataclass(eq=False)
+class Context:
+    """What a configuration does not choose: the data, the cache and the (lazily loaded) teacher.
+
+    ``teacher`` is a :class:`Teacher` or a zero-argument callable returning one (trained or
+    loaded only when a configuration distils).
+    """
+
+    dataset: Dataset
+    cache_dir: Path
+    teacher: Teacher | object | None = None
+    _assistants: dict = field(default_factory=dict, repr=False)
+
+    def get_teacher(self) -> Teacher:
+        if self.teacher is None:
+            raise ValueError("this configuration distils but the context has no teacher")
+        if not isinstance(self.teacher, Teacher):
+            self.teacher = self.teacher()
+        return self.teacher
+
+    def knowledge_source(self, config: CompressionConfig) -> Teacher:
+        """The model whose logits the student learns from: the teacher, or the assistant between."""
+        teacher = self.get_teacher()
+        if not config.assistant:
+            return teacher
+        architecture = PAPER_ASSISTANTS.get(config.student, config.student)
+        recipe = TeacherRecipe(architecture, 1.0, TrainingConfig(
+            epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+            augment=augmentations(self.dataset), seed=config.seed))
+        if recipe not in self._assistants:
+            self._assistants[recipe] = train_or_load(self.dataset, recipe, self.cache_dir, parent=teacher,
+                                                     temperature=ASSISTANT_TEMPERATURE, alpha=ASSISTANT_ALPHA)
+        return self._assistants[recipe]
+
+
+class _Stages:
+    """Stage timings of one run."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._started = 0.0
+
+    def start(self) -> None:
+        self._started = time.perf_counter()
+
+    def stop(self, stage: str) -> None:
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - self._started, 3)
+
+
+def _cached_model(path: Path, build) -> keras.Model:
+    """Load the model saved at ``path``, or build it with ``build()`` and save it atomically."""
+    if path.exists():
+        return keras.models.load_model(path, compile=False)
+    model = build()
+    with atomic_file(path) as tmp:
+        model.save(tmp)
+    return model
+
+
+def _training(config: CompressionConfig, dataset: Dataset) -> TrainingConfig:
+    return TrainingConfig(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                          augment=augmentations(dataset), seed=config.seed)
+
+
+def _kd_arguments(config: CompressionConfig, source: Teacher | None) -> dict:
+    if source is None:
+        return {}
+    return dict(teacher_logits=source.logits_train, teacher_logits_flipped=source.logits_train_flipped,
+                temperature=config.temperature, alpha=config.alpha)
+
+
+def student_key(config: CompressionConfig, dataset: Dataset, source: Teacher | None) -> str:
+    """Everything that determines a trained student (and nothing downstream of it)."""
+    kd = (config.temperature, config.alpha, source.key) if source else None
+    return key_of(__version__, dataset.fingerprint, config.student, config.width, kd, config.epochs,
+                  config.batch_size, config.learning_rate, config.seed)
+
+
+def train_student(config: CompressionConfig, context: Context, source: Teacher | None) -> keras.Model:
+    dataset = context.dataset
+    path = context.cache_dir / "students" / f"{config.student}-{student_key(config, dataset, source)}.keras"
+
+    def build():
+        from autocompress.models import build_model
+
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
+        return train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
+                     **_kd_arguments(config, source))
+
+    return _cached_model(path, build)
+
+
+def _finetune(model: keras.Model, config: CompressionConfig, context: Context, source: Teacher | None,
+              callbacks=()) -> keras.Model:
+    dataset = context.dataset
+    return train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
+                 epochs=config.finetune_epochs, learning_rate=config.learning_rate / 4, callbacks=callbacks,
+                 **_kd_arguments(config, source))
+
+
+def prune_student(student: keras.Model, config: CompressionConfig, context: Context, source: Teacher | None,
+                  key: str, notes: list[str]) -> keras.Model:
+    """Prune and fine-tune ``student`` (cached by the student's key and the pruning choices)."""
+    dataset = context.dataset
+    prune_key = key_of(key, config.sparsity, config.prune_scope, config.prune_structure, config.prune_layers,
+                       config.finetune_epochs)
+    path = context.cache_dir / "pruned" / f"{config.student}-{prune_key}.keras"
+    notes_path = path.with_suffix(".notes.json")
+
+    def build():
+        if config.prune_structure == "channel":
+            smaller = prune.prune_channels(student, config.sparsity, config.prune_scope, config.prune_layers)
+            return _finetune(smaller, config, context, source)
+        targets = prune.layer_targets(student, config.sparsity, config.prune_scope, config.prune_layers)
+        steps = prune.steps_for(len(dataset.x_train), config.batch_size, config.finetune_epochs)
+        wrapped = prune.wrap_for_pruning(student, targets, config.prune_structure, steps, notes)
+        _finetune(wrapped, config, context, source, callbacks=[prune.sparsity_api.UpdatePruningStep()])
+        with atomic_file(notes_path) as tmp:
+            tmp.write_text(json.dumps(notes))
+        return prune.sparsity_api.strip_pruning(wrapped)
+
+    model = _cached_model(path, build)
+    if notes_path.exists() and not notes:
+        notes.extend(json.loads(notes_path.read_text()))
+    return model
+
+
+def run(config: CompressionConfig, context: Context, out_dir: Path) -> Result:
+    """Distil, prune and quantize per ``config``; write ``model.tflite``, ``model.keras`` (the float
+    model before quantization) and ``result.json`` to ``out_dir``; measure the ``.tflite``."""
+    dataset = context.dataset
+    out_dir = Path(out_dir)
+    stages, notes = _Stages(), []
+
+    stages.start()
+    source = context.knowledge_source(config) if config.distills else None
+    model = train_student(config, context, source)
+    stages.stop("distill")
+
+    if config.prunes:
+        stages.start()
+        model = prune_student(model, config, context, source, student_key(config, dataset, source), notes)
+        stages.stop("prune")
+
+    sparsity = prune.measure_sparsity(model)
+    float_model = model
+    if config.quant == "qat":
+        stages.start()
+        sparse = config.prunes and config.prune_structure != "channel"
+        model = _finetune(quantize.prepare_qat(model, sparse), config, context, source)
+        stages.stop("quantize")
+    stages.start()
+    tflite = quantize.convert(model, config.quant, dataset.x_train)
+    stages.stop("convert")
+
+    stages.start()
+    tflite_path = out_dir / "model.tflite"
+    with atomic_file(tflite_path) as tmp:
+        tmp.write_bytes(tflite)
+    with atomic_file(out_dir / "model.keras") as tmp:
+        float_model.save(tmp)
+    size, gzipped = measure.file_sizes(tflite_path)
+    val_accuracy = measure.accuracy(tflite_path, dataset.x_val, dataset.y_val)
+    test_accuracy = measure.accuracy(tflite_path, dataset.x_test, dataset.y_test)
+    latency = measure.latency_ms(tflite_path, dataset.x_test[0])
+    stages.stop("measure")
+
+    result = Result(
+        config=config, dataset=dataset.name, val_accuracy=val_accuracy, test_accuracy=test_accuracy,
+        tflite_bytes=size, gzip_bytes=gzipped, params=sparsity.params, nonzero_params=sparsity.nonzero_params,
+        sparsity=sparsity.overall, layer_sparsity=sparsity.per_layer, latency_ms=latency,
+        stage_seconds=stages.seconds,
+        input_contract=InputContract(shape=(1, *dataset.input_shape), dtype=quantize.input_dtype(config.quant)),
+        tflite_path=str(tflite_path), keras_path=str(out_dir / "model.keras"),
+        teacher=source.name if source else None, notes=tuple(notes),
+    )
+    with atomic_file(out_dir / "result.json") as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    return result

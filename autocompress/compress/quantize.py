@@ -1,0 +1,72 @@
+"""Conversion to TFLite: float32, dynamic-range, float16, full-integer int8 PTQ, or QAT.
+
+Full-integer models take ``uint8`` raw pixels (scale 1, zero point 0: exactly the 0-255
+values a camera gives) and return float32 logits; every other mode takes float32 raw pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from autocompress._tf import keras, tf
+
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E501
+    Default8BitOutputQuantizeConfig,
+)
+
+quant_api = tfmot.quantization.keras
+
+# Layers that TFMOT's default 8-bit scheme knows. The Rescaling that normalises raw pixels
+# is not among them: it gets an output-only config, so its int8 range is learnt too.
+QAT_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense, keras.layers.BatchNormalization,
+              keras.layers.ReLU, keras.layers.Activation, keras.layers.Add, keras.layers.MaxPooling2D,
+              keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D, keras.layers.Flatten,
+              keras.layers.Dropout)
+
+
+def representative_data(x_train: np.ndarray, count: int = 256, seed: int = 0):
+    """A generator of single raw-pixel images from the training split, for int8 calibration."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(x_train), size=min(count, len(x_train)), replace=False)
+
+    def generate():
+        for i in picks:
+            yield [x_train[i : i + 1].astype(np.float32)]
+
+    return generate
+
+
+def prepare_qat(model: keras.Model, sparse: bool) -> keras.Model:
+    """Wrap ``model`` for quantization-aware training (weights kept); ``sparse`` preserves its zeros."""
+    def annotate(layer):
+        clone = layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, keras.layers.Rescaling):
+            return quant_api.quantize_annotate_layer(clone, Default8BitOutputQuantizeConfig())
+        return quant_api.quantize_annotate_layer(clone) if isinstance(layer, QAT_LAYERS) else clone
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    for original, clone in zip(model.layers, annotated.layers):
+        if original.get_weights():
+            getattr(clone, "layer", clone).set_weights(original.get_weights())
+    scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if sparse else None
+    with quant_api.quantize_scope({"Default8BitOutputQuantizeConfig": Default8BitOutputQuantizeConfig}):
+        return quant_api.quantize_apply(annotated, scheme) if scheme else quant_api.quantize_apply(annotated)
+
+
+def convert(model: keras.Model, mode: str, x_train: np.ndarray) -> bytes:
+    """The ``.tflite`` flatbuffer of ``model`` in quantization ``mode``."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode in ("dynamic", "float16", "int8", "qat"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in ("int8", "qat"):
+        converter.representative_dataset = representative_data(x_train)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+    return converter.convert()
+
+
+def input_dtype(mode: str) -> str:
+    return "uint8" if mode in ("int8", "qat") else "float32"

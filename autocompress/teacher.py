@@ -1,0 +1,162 @@
+"""Train-or-load the cached teacher (and teacher assistant) and their logits.
+
+A teacher is trained once per (dataset, architecture, width, budget, seed) and stored in
+``<cache>/teachers/<key>/`` with its validation and test accuracy and its logits on the
+train split (plain and horizontally flipped) and the validation split. Later calls load it
+in seconds. A user's own model (``teacher_path``) is validated and its logits cached the
+same way, keyed by the file's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autocompress import __version__
+from autocompress._tf import keras
+from autocompress.cache import atomic_directory, content_hash
+from autocompress.data import Dataset
+from autocompress.errors import UserError
+from autocompress.models import build_model
+from autocompress.training import TrainingConfig, keras_accuracy, predict_logits, train
+
+FLIPPABLE = ("fashion_mnist", "cifar10", "cifar100")
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    """What the built-in teacher (or an assistant) is and how it is trained."""
+
+    architecture: str
+    width: float
+    training: TrainingConfig
+
+    def key(self, dataset: Dataset, parent: str = "") -> str:
+        spec = {"dataset": dataset.fingerprint, "recipe": asdict(self), "parent": parent, "version": __version__}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class Teacher:
+    """A trained model with its cached logits, as distillation reads them."""
+
+    model: keras.Model = field(repr=False)
+    name: str
+    params: int
+    val_accuracy: float
+    test_accuracy: float
+    train_seconds: float
+    logits_train: np.ndarray = field(repr=False)
+    logits_train_flipped: np.ndarray = field(repr=False)
+    logits_val: np.ndarray = field(repr=False)
+    key: str
+    path: Path
+
+
+def augmentations(dataset: Dataset) -> tuple[str, ...]:
+    """Horizontal flips are label-preserving for clothes and objects, not for digits or unknown data."""
+    return ("flip",) if dataset.name in FLIPPABLE else ()
+
+
+def default_recipe(dataset: Dataset, epochs: int | None = None, seed: int = 0) -> TeacherRecipe:
+    """The built-in teacher: a VGG-style CNN for grey images, a 2x-wide ResNet-8 for colour."""
+    grey = dataset.input_shape[-1] == 1
+    architecture, width, default_epochs = ("cnn", 1.0, 10) if grey else ("resnet8", 2.0, 30)
+    training = TrainingConfig(epochs=epochs or default_epochs, augment=augmentations(dataset) + ("translate",), seed=seed)
+    return TeacherRecipe(architecture, width, training)
+
+
+def _load(path: Path) -> Teacher:
+    info = json.loads((path / "teacher.json").read_text())
+    logits = np.load(path / "logits.npz")
+    model = keras.models.load_model(path / "model.keras", compile=False)
+    return Teacher(model=model, logits_train=logits["train"], logits_train_flipped=logits["train_flipped"],
+                   logits_val=logits["val"], path=path, **info)
+
+
+def _store(path: Path, model: keras.Model, dataset: Dataset, name: str, key: str, seconds: float,
+           probabilities: bool = False) -> Teacher:
+    """Measure ``model``, compute its logits and write everything to ``path`` atomically.
+
+    ``probabilities``: the model ends in a softmax; its log-probabilities serve as logits.
+    """
+
+    def logits_of(x, flip=False):
+        out = predict_logits(model, x, flip=flip)
+        return np.log(np.clip(out, 1e-12, None)) if probabilities else out
+
+    logits = {
+        "train": logits_of(dataset.x_train),
+        "train_flipped": logits_of(dataset.x_train, flip=True),
+        "val": logits_of(dataset.x_val),
+    }
+    info = {
+        "name": name,
+        "key": key,
+        "params": int(model.count_params()),
+        "val_accuracy": float(np.mean(np.argmax(logits["val"], axis=1) == dataset.y_val)),
+        "test_accuracy": keras_accuracy(model, dataset.x_test, dataset.y_test),
+        "train_seconds": round(seconds, 1),
+    }
+    with atomic_directory(path) as tmp:
+        model.save(tmp / "model.keras")
+        np.savez(tmp / "logits.npz", **logits)
+        (tmp / "teacher.json").write_text(json.dumps(info, indent=2))
+    return _load(path)
+
+
+def train_or_load(dataset: Dataset, recipe: TeacherRecipe, cache_dir: Path, *, parent: Teacher | None = None,
+                  temperature: float = 4.0, alpha: float = 0.5, callbacks=()) -> Teacher:
+    """Return the cached model for ``recipe``, training it first if needed.
+
+    With ``parent`` the model is distilled from the parent's cached logits (an assistant).
+    """
+    key = recipe.key(dataset, parent.key if parent else "")
+    kind = "assistants" if parent else "teachers"
+    path = Path(cache_dir) / kind / f"{dataset.name}-{recipe.architecture}-{key}"
+    if (path / "teacher.json").exists():
+        return _load(path)
+    keras.utils.set_random_seed(recipe.training.seed)
+    model = build_model(recipe.architecture, dataset.input_shape, dataset.num_classes, width=recipe.width)
+    started = time.perf_counter()
+    kd = {}
+    if parent is not None:
+        kd = dict(teacher_logits=parent.logits_train, teacher_logits_flipped=parent.logits_train_flipped,
+                  temperature=temperature, alpha=alpha)
+    train(model, dataset.x_train, dataset.y_train, dataset.num_classes, recipe.training, callbacks=callbacks, **kd)
+    name = f"{recipe.architecture} x{recipe.width:g}"
+    return _store(path, model, dataset, name, key, time.perf_counter() - started)
+
+
+def load_user_teacher(dataset: Dataset, teacher_path: str | Path, cache_dir: Path) -> Teacher:
+    """Validate a user's saved Keras model (.keras, .h5 or SavedModel) against ``dataset`` and cache its logits.
+
+    The model must take raw pixels (0-255) of the dataset's shape and output one score per
+    class; softmax outputs are turned into log-probabilities (valid logits).
+    """
+    source = Path(teacher_path)
+    if not source.exists():
+        raise UserError(f"teacher file {source} does not exist; pass a saved Keras model (.keras, .h5 or a SavedModel folder)")
+    key = content_hash(source)
+    path = Path(cache_dir) / "teachers" / f"{dataset.name}-user-{key}"
+    if (path / "teacher.json").exists():
+        return _load(path)
+    try:
+        model = keras.models.load_model(source, compile=False)
+    except Exception as error:  # any load failure is a bad file from the user's point of view
+        raise UserError(f"cannot load teacher {source} as a Keras model ({type(error).__name__}); "
+                        "save it with model.save('teacher.keras') using tf_keras") from None
+    expected = (None, *dataset.input_shape)
+    if tuple(model.input_shape) != expected:
+        raise UserError(f"teacher {source} takes inputs of shape {tuple(model.input_shape)} but {dataset.name} "
+                        f"images are {expected}; pass a teacher trained on this dataset")
+    if model.output_shape[-1] != dataset.num_classes:
+        raise UserError(f"teacher {source} outputs {model.output_shape[-1]} classes but {dataset.name} has "
+                        f"{dataset.num_classes}; pass a teacher trained on this dataset")
+    softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
+    return _store(path, model, dataset, f"user:{source.name}", key, 0.0, probabilities=softmax)

@@ -1,0 +1,169 @@
+"""The compression pipeline on tiny data: every stage, measured on the real exported files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from autocompress._tf import keras, tf
+from autocompress.compress import measure, pipeline, prune
+from autocompress.compress.config import CompressionConfig
+from autocompress.errors import UserError
+from autocompress.models import build_model
+from autocompress.training import DistillationLoss, TrainingConfig, train
+
+BASE = dict(student="cnn", width=0.5, epochs=2, finetune_epochs=1, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def context(bar_dataset, session_cache, bar_teacher):
+    return pipeline.Context(bar_dataset, session_cache, bar_teacher)
+
+
+@pytest.fixture(scope="module")
+def run(context, tmp_path_factory):
+    """Run a configuration once per module (the pipeline's own cache makes repeats cheap)."""
+    results = {}
+
+    def go(**overrides):
+        config = CompressionConfig(**{**BASE, **overrides})
+        if config not in results:
+            results[config] = pipeline.run(config, context, tmp_path_factory.mktemp("run"))
+        return results[config]
+
+    return go
+
+
+def test_alpha_one_is_exactly_plain_cross_entropy():
+    rng = np.random.default_rng(0)
+    labels = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 64)]
+    teacher = rng.normal(size=(64, 5)).astype(np.float32)
+    student = rng.normal(size=(64, 5)).astype(np.float32)
+    ours = DistillationLoss(5, temperature=4.0, alpha=1.0)(np.concatenate([labels, teacher], 1), student)
+    plain = keras.losses.CategoricalCrossentropy(from_logits=True)(labels, student)
+    assert float(ours) == pytest.approx(float(plain), rel=1e-6)
+    distilled = DistillationLoss(5, temperature=4.0, alpha=0.5)(np.concatenate([labels, teacher], 1), student)
+    assert float(distilled) != pytest.approx(float(plain), rel=1e-3)
+
+
+def test_alpha_one_training_ignores_the_teacher(bar_dataset):
+    def trained(**kd):
+        keras.utils.set_random_seed(3)
+        tf.config.experimental.enable_op_determinism()
+        model = build_model("paper-mnist-student", bar_dataset.input_shape, bar_dataset.num_classes)
+        train(model, bar_dataset.x_train, bar_dataset.y_train, bar_dataset.num_classes,
+              TrainingConfig(epochs=1, batch_size=64), **kd)
+        return model.get_weights()
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(len(bar_dataset.x_train), bar_dataset.num_classes)).astype(np.float32)
+    plain, with_teacher = trained(), trained(teacher_logits=logits, temperature=3.0, alpha=1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, with_teacher))
+
+
+def test_float_export_matches_keras_and_reports_its_real_size(run, bar_dataset):
+    result = run()
+    assert result.tflite_bytes == os.path.getsize(result.tflite_path)
+    assert result.gzip_bytes == len(gzip.compress(open(result.tflite_path, "rb").read(), 9, mtime=0))
+    model = keras.models.load_model(result.keras_path, compile=False)
+    keras_predictions = np.argmax(model.predict(bar_dataset.x_test.astype(np.float32), verbose=0), axis=1)
+    tflite_predictions = measure.predict(result.tflite_path, bar_dataset.x_test)
+    assert np.mean(keras_predictions == tflite_predictions) >= 0.99
+    assert result.test_accuracy > 0.6  # chance is 1/3: the pipeline really trains
+    saved = json.loads((Path(result.tflite_path).parent / "result.json").read_text())
+    assert saved["config"]["width"] == 0.5 and saved["tflite_bytes"] == result.tflite_bytes
+
+
+def test_input_contract_raw_pixels_give_the_reported_accuracy(run, bar_dataset):
+    for quant in ("none", "int8"):
+        result = run(quant=quant)
+        interpreter = Interpreter(model_path=result.tflite_path)
+        entry = interpreter.get_input_details()[0]
+        assert entry["dtype"].__name__ == result.input_contract.dtype
+        assert tuple(entry["shape"]) == result.input_contract.shape
+        correct = 0
+        interpreter.allocate_tensors()
+        for image, label in zip(bar_dataset.x_test, bar_dataset.y_test):  # raw 0-255 pixels, one at a time
+            interpreter.set_tensor(entry["index"], image[None].astype(entry["dtype"]))
+            interpreter.invoke()
+            correct += int(np.argmax(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])) == label)
+        assert correct / len(bar_dataset.y_test) == pytest.approx(result.test_accuracy, abs=1e-9)
+
+
+def test_int8_models_hold_int8_tensors_and_float16_halves_the_file(run):
+    float_result, int8_result, half_result = run(), run(quant="int8"), run(quant="float16")
+    interpreter = Interpreter(model_path=int8_result.tflite_path)
+    dtypes = {d["dtype"].__name__ for d in interpreter.get_tensor_details()}
+    assert "int8" in dtypes and interpreter.get_input_details()[0]["dtype"].__name__ == "uint8"
+    assert 0.4 < half_result.tflite_bytes / float_result.tflite_bytes < 0.6
+    assert int8_result.tflite_bytes < 0.4 * float_result.tflite_bytes
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_unstructured_pruning_reaches_its_target_sparsity(run, scope):
+    result = run(sparsity=0.6, prune_scope=scope, prune_layers="all")
+    assert result.sparsity == pytest.approx(0.6, abs=0.01)
+
+
+def test_global_pruning_gives_layers_unequal_sparsity(run):
+    local = run(sparsity=0.6, prune_scope="local", prune_layers="all").layer_sparsity
+    global_ = run(sparsity=0.6, prune_scope="global", prune_layers="all").layer_sparsity
+    assert max(local.values()) - min(local.values()) < 0.02
+    assert max(global_.values()) - min(global_.values()) > 0.1
+
+
+def test_channel_pruning_rebuilds_a_smaller_model(run, bar_dataset):
+    dense, pruned = run(), run(sparsity=0.5, prune_structure="channel")
+    # cnn x0.5 with half its filters removed in every conv is exactly cnn x0.25
+    expected = build_model("cnn", bar_dataset.input_shape, bar_dataset.num_classes, width=0.25).count_params()
+    assert pruned.params == expected
+    assert pruned.tflite_bytes / dense.tflite_bytes == pytest.approx(expected / dense.params, abs=0.05)
+    assert pruned.test_accuracy > 0.6
+
+
+def test_channel_pruning_keeps_residual_groups_consistent(bar_dataset):
+    model = build_model("resnet8", bar_dataset.input_shape, bar_dataset.num_classes, width=1.0)
+    smaller = prune.prune_channels(model, 0.5, "global", "conv")
+    assert smaller.count_params() < 0.6 * model.count_params()
+    x = bar_dataset.x_test[:4].astype(np.float32)
+    assert smaller.predict(x, verbose=0).shape == (4, bar_dataset.num_classes)
+
+
+def test_two_four_pruning_halves_eligible_layers_and_reports_the_rest(run):
+    result = run(sparsity=0.5, prune_structure="2:4", prune_layers="all")
+    assert result.layer_sparsity["s0a_conv"] == 0.0  # one input channel: cannot be 2:4
+    assert any("s0a_conv" in note for note in result.notes)
+    assert all(abs(v - 0.5) < 0.01 for name, v in result.layer_sparsity.items() if name != "s0a_conv")
+
+
+def test_pruned_qat_model_keeps_its_zeros_and_is_int8(run):
+    result = run(sparsity=0.5, quant="qat", alpha=0.5)
+    assert result.sparsity == pytest.approx(0.5, abs=0.01)
+    assert result.input_contract.dtype == "uint8"
+    assert result.teacher is not None and result.test_accuracy > 0.6
+
+
+def test_stages_not_asked_for_are_skipped(run):
+    result = run()
+    assert set(result.stage_seconds) == {"distill", "convert", "measure"}
+    assert result.teacher is None and result.sparsity == 0.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(sparsity=1.0), "sparsity must be in"),
+    (dict(sparsity=-0.1), "sparsity must be in"),
+    (dict(temperature=0), "temperature must be > 0"),
+    (dict(alpha=1.5), "alpha must be in"),
+    (dict(prune_structure="2:4", sparsity=0.7), "2:4 pruning always removes half"),
+    (dict(quant="int4"), "quant must be one of"),
+    (dict(prune_scope="row"), "prune scope"),
+])
+def test_invalid_configurations_fail_before_any_training(overrides, message):
+    with pytest.raises(UserError, match=message):
+        CompressionConfig(**{**BASE, **overrides})
