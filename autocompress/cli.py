@@ -117,6 +117,153 @@ def compress(
     console.print(f"wrote {result.tflite_path} and {Path(out) / 'result.json'}")
 
 
+def parse_size(text: Optional[str]) -> Optional[int]:
+    """'100KB' -> 102400 bytes (B, KB, MB; 1 KB = 1024 B)."""
+    if text is None:
+        return None
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(B|KB|KIB|MB|MIB)?\s*", text.upper())
+    if not match:
+        raise UserError(f"cannot read size {text!r}; write it like 100KB, 0.5MB or 20000B")
+    factor = {"B": 1, None: 1, "KB": 1024, "KIB": 1024, "MB": 1024 ** 2, "MIB": 1024 ** 2}[match.group(2)]
+    return int(float(match.group(1)) * factor)
+
+
+@app.command()
+def search(
+    dataset: str = DatasetArg,
+    trials: int = typer.Option(30, help="Number of trials the study should hold (resuming adds only the missing ones)."),
+    study_name: Optional[str] = typer.Option(None, help="Study name (default: the dataset's name)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: studies/<study-name>)."),
+    storage: Optional[str] = typer.Option(None, help="sqlite:///..., postgresql://... or a journal file (default: <out>/study.db)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Search-space TOML (default: studies/<dataset>.toml)."),
+    sampler: str = typer.Option("tpe", help="tpe, nsga2, nsga3, random or qmc."),
+    seed: Optional[int] = typer.Option(None, help="Sampler seed: a single-worker study with a seed is reproducible."),
+    size_metric: str = typer.Option("tflite", help="tflite (bytes you deploy) or gzip."),
+    objectives: str = typer.Option("accuracy,size", help="accuracy,size or accuracy,size,latency."),
+    max_size: Optional[str] = typer.Option(None, help="Constraint, e.g. 100KB."),
+    min_accuracy: Optional[float] = typer.Option(None, help="Constraint on validation accuracy, e.g. 0.9."),
+    epochs: Optional[int] = typer.Option(None, help="Cap on every trial's training epochs."),
+    timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
+    workers: int = typer.Option(1, help="Worker processes sharing the study."),
+    teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
+    teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live display."),
+    data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
+) -> None:
+    """Run (or resume) the multi-objective Optuna study and write its Pareto front."""
+    from autocompress.search.display import SearchDisplay, front_table
+    from autocompress.search.front import front_rows, write_front
+    from autocompress.search.study import SearchSettings, run_search
+
+    settings = SearchSettings(
+        dataset=dataset, trials=trials, study_name=study_name, out=str(out) if out else None, storage=storage,
+        config=str(config) if config else None, sampler=sampler, seed=seed, size_metric=size_metric,
+        objectives=tuple(o.strip() for o in objectives.split(",")), max_size=parse_size(max_size),
+        min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
+        data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
+        teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs)
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if quiet:
+        study = run_search(settings)
+    else:
+        with SearchDisplay(console, trials) as display:
+            study = run_search(settings, callbacks=(display,), on_ready=display.on_ready)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        console.print("no trial completed (see the study's failed and pruned trials), so there is no front yet")
+        return
+    paths = write_front(study, settings.location().folder)
+    if quiet:
+        console.print(front_table(front_rows(study), title=f"Pareto front of {study.study_name}"))
+    console.print(f"wrote {paths['csv']}, {paths['json']} and {paths['html']}")
+
+
+@app.command()
+def front(study: str = typer.Option(..., "--study", help="Study name."),
+          out: Optional[Path] = typer.Option(None, "--study-dir", "--out", help="Study folder (default: studies/<study>)."),
+          storage: Optional[str] = typer.Option(None, help="Storage URL, if not the folder's study.db.")) -> None:
+    """Print a study's Pareto front and (re)write front.csv, front.json and front.html."""
+    from autocompress.search.display import front_table
+    from autocompress.search.front import front_rows, write_front
+    from autocompress.search.storage import load_study
+
+    loaded, location = load_study(study, out, storage)
+    paths = write_front(loaded, location.folder)
+    console.print(front_table(front_rows(loaded), title=f"Pareto front of {study}"))
+    console.print(f"wrote {paths['csv']}, {paths['json']} and {paths['html']}")
+
+
+StudyName = typer.Option(..., "--study", help="Study name.")
+StudyDir = typer.Option(None, "--study-dir", help="Study folder (default: studies/<study>).")
+StorageUrl = typer.Option(None, "--storage", help="Storage URL, if not the study folder's study.db.")
+
+
+@app.command()
+def export(
+    study: str = StudyName,
+    out: Path = typer.Option(..., "--out", help="Destination folder (created; an earlier export there is replaced)."),
+    trial: Optional[int] = typer.Option(None, "--trial", help="Export this trial (any completed one)."),
+    pick: Optional[str] = typer.Option(
+        None, "--pick", help="A front point: best-accuracy (highest val accuracy, ties: smaller), smallest, or knee "
+                             "(furthest above the line joining the front's extremes in normalised (log size, "
+                             "accuracy); the smallest if none lies above it)."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="The most accurate front point of at most this size, e.g. 64KB."),
+    min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", help="The smallest front point with at least this val accuracy, e.g. 0.9."),
+    study_dir: Optional[Path] = StudyDir, storage: Optional[str] = StorageUrl,
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="The dataset the search used, as a name or path (default: the study's dataset name)."),
+    data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
+) -> None:
+    """Export one model (model.tflite, model.keras, model.json), verified on the test split.
+
+    Choose it with exactly one of --trial, --pick, --max-size or --min-accuracy; sizes are the
+    study's size metric. Exits with 1, writing nothing, if the .tflite's test accuracy differs
+    from the recorded one by more than 0.1 point.
+    """
+    from autocompress.export import ExportSettings, Selection, VerificationError, export_model
+
+    settings = ExportSettings(study=study, out=out, study_dir=study_dir, storage=storage, dataset=dataset,
+                              data_dir=data_dir, cache_dir=cache_dir,
+                              selection=Selection(trial=trial, pick=pick, max_size=parse_size(max_size),
+                                                  min_accuracy=min_accuracy))
+    try:
+        result = export_model(settings)
+    except VerificationError as error:
+        errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    card = result.card
+    console.print(f"trial {result.trial} ({card['label']}): {100 * card['val_accuracy']:.2f}% val, "
+                  f"{100 * card['test_accuracy_at_export']:.2f}% test (verified), {card['tflite_bytes']:,} bytes")
+    console.print(f"wrote {result.folder / 'model.tflite'}, model.keras and model.json")
+
+
+@app.command()
+def report(study: str = StudyName,
+           out: Path = typer.Option(..., "--out", help="The HTML file to write, e.g. report.html."),
+           study_dir: Optional[Path] = StudyDir, storage: Optional[str] = StorageUrl) -> None:
+    """Write a self-contained HTML report: Pareto front, hypervolume, importances, techniques, front table."""
+    from autocompress.report import report as write_report
+
+    console.print(f"wrote {write_report(study, out, study_dir, storage)}")
+
+
+@app.command()
+def dashboard(study: Optional[str] = typer.Option(None, "--study", help="Study name (or give only --storage)."),
+              study_dir: Optional[Path] = typer.Option(None, "--study-dir", "--out", help="Study folder (default: studies/<study>)."),
+              storage: Optional[str] = StorageUrl,
+              host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+              port: int = typer.Option(8080, help="Port to listen on.")) -> None:
+    """Serve optuna-dashboard on the study: Pareto front, trial params and attributes, .tflite downloads."""
+    from autocompress.dashboard import prepare
+
+    server = prepare(study, study_dir, storage, host, port)
+    console.print(f"optuna-dashboard at {server.url} (Ctrl-C to stop)")
+    server.run()
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:
@@ -125,5 +272,5 @@ def main() -> None:
         errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        errors.print("interrupted", markup=False)
+        errors.print("interrupted: completed trials are saved; rerun the same command to resume", markup=False)
         sys.exit(130)

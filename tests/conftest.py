@@ -39,3 +39,11 @@ def bar_teacher(bar_dataset, session_cache):
 
     recipe = TeacherRecipe("cnn", 0.5, TrainingConfig(epochs=3, batch_size=32))
     return train_or_load(bar_dataset, recipe, session_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory, bar_npz, session_cache):
+    """A finished 3-trial study of the bar data, for the export, report and dashboard tests."""
+    from study_fixture import search_tiny_study
+
+    return search_tiny_study(tmp_path_factory.mktemp("tiny-study"), bar_npz, session_cache)

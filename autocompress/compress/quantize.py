@@ -6,6 +6,8 @@ values a camera gives) and return float32 logits; every other mode takes float32
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
@@ -65,7 +67,9 @@ def convert(model: keras.Model, mode: str, x_train: np.ndarray) -> bytes:
         converter.representative_dataset = representative_data(x_train)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
-    return converter.convert()
+    with warnings.catch_warnings():  # the converter warns about the uint8 input's (known, 0-255) range
+        warnings.simplefilter("ignore", UserWarning)
+        return converter.convert()
 
 
 def input_dtype(mode: str) -> str:

@@ -1,0 +1,1 @@
+"""The Optuna study: search space, storage, objective, Pareto front."""

@@ -1,0 +1,67 @@
+"""The live view of a running search: trial counts, elapsed time, ETA and the current front."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from autocompress.search.study import finished_or_running
+
+
+def front_table(rows: list[dict], title: str = "Pareto front") -> Table:
+    table = Table("trial", "configuration", "val acc", "test acc", "KB", "gzip KB", "%/KB", title=title)
+    for row in rows:
+        table.add_row(str(row["trial"]), row["label"] or "", f"{100 * row['val_accuracy']:.2f}",
+                      f"{100 * row['test_accuracy']:.2f}", f"{row['tflite_bytes'] / 1024:.1f}",
+                      f"{row['gzip_bytes'] / 1024:.1f}", f"{row['efficiency']:.2f}")
+    return table
+
+
+class SearchDisplay:
+    """An Optuna callback that redraws a rich live panel after every trial."""
+
+    def __init__(self, console: Console, target: int):
+        self.console, self.target = console, target
+        self.live = Live(Text("opening the study..."), console=console, auto_refresh=False)
+        self.started = time.time()
+        self.done_at_start = 0
+
+    def __enter__(self) -> "SearchDisplay":
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.__exit__(*exc)
+
+    def on_ready(self, study: optuna.Study) -> None:
+        self.done_at_start = sum(t.state.is_finished() for t in finished_or_running(study))
+        self.started = time.time()
+        self.refresh(study)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.refresh(study)
+
+    def refresh(self, study: optuna.Study) -> None:
+        from autocompress.search.front import front_rows
+
+        trials = study.get_trials(deepcopy=False)
+        counted = finished_or_running(study)
+        done = sum(t.state.is_finished() for t in counted)
+        running = sum(t.state == TrialState.RUNNING for t in counted)
+        failed = sum(t.state == TrialState.FAIL for t in trials)
+        pruned = sum(t.state == TrialState.PRUNED for t in counted)
+        elapsed = time.time() - self.started
+        finished_here = done - self.done_at_start
+        eta = elapsed / finished_here * max(0, self.target - done) if finished_here else None
+        status = Text(f"trials {done}/{self.target} done ({pruned} pruned), {running} running, {failed} failed · "
+                      f"elapsed {elapsed / 60:.1f} min · eta " + (f"{eta / 60:.1f} min" if eta is not None else "?"))
+        parts = [status]
+        if any(t.state == TrialState.COMPLETE for t in trials):
+            parts.append(front_table(front_rows(study)))
+        self.live.update(Group(*parts), refresh=True)

@@ -1,0 +1,154 @@
+"""The search space: a TOML file in, :class:`CompressionConfig` per Optuna trial out.
+
+Each key of the ``[space]`` table is a knob of :class:`CompressionConfig` (plus ``distill``
+and the pruning structure ``"none"``), given as
+
+* a list: the choices (``quant = ["int8", "qat"]``);
+* a table: a numeric range (``sparsity = { low = 0.3, high = 0.8, step = 0.1 }``, with
+  optional ``log = true``);
+* a scalar: a fixed value (``epochs = 6``).
+
+Knobs that do not apply are not suggested: no temperature, alpha or assistant unless
+``distill`` is true, no sparsity, scope or layers when the structure is ``"none"``, and 2:4
+always uses sparsity 0.5. Discrete choices let trained students be reused across trials.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autocompress.compress.config import LAYER_SETS, QUANT_MODES, SCOPES, STRUCTURES, CompressionConfig
+from autocompress.errors import UserError
+from autocompress.models import ARCHITECTURES
+
+KNOBS = {f.name for f in fields(CompressionConfig)} | {"distill"}
+ALLOWED_CHOICES = {
+    "student": ARCHITECTURES, "prune_scope": SCOPES, "prune_structure": ("none", *STRUCTURES),
+    "prune_layers": LAYER_SETS, "quant": QUANT_MODES, "distill": (True, False), "assistant": (True, False),
+}
+BUILTIN_SPACES = Path(__file__).resolve().parents[2] / "studies"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One dimension: fixed ``value``, categorical ``choices``, or a ``low``..``high`` range."""
+
+    name: str
+    value: Any = None
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.choices is not None:
+            return self.choices[0] if len(self.choices) == 1 else trial.suggest_categorical(self.name, self.choices)
+        if self.low is None:
+            return self.value
+        if all(isinstance(v, int) for v in (self.low, self.high)) and (self.step is None or isinstance(self.step, int)):
+            return trial.suggest_int(self.name, self.low, self.high, step=self.step or 1, log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+
+def _knob(name: str, spec: Any, where: str) -> Knob:
+    if name not in KNOBS:
+        raise UserError(f"{where}: unknown key {name!r}; known keys: {', '.join(sorted(KNOBS))}")
+    if isinstance(spec, list):
+        if not spec:
+            raise UserError(f"{where}: {name} has no choices; give at least one value")
+        allowed = ALLOWED_CHOICES.get(name)
+        bad = [v for v in spec if allowed is not None and v not in allowed]
+        if bad:
+            raise UserError(f"{where}: {name} cannot be {bad[0]!r}; choose from {', '.join(map(str, allowed))}")
+        return Knob(name, choices=tuple(spec))
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"low", "high", "step", "log"}
+        if unknown or not {"low", "high"} <= set(spec):
+            raise UserError(f"{where}: {name} range needs low and high (and optionally step, log), got {sorted(spec)}")
+        low, high = spec["low"], spec["high"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            raise UserError(f"{where}: {name} low and high must be numbers")
+        if low > high:
+            raise UserError(f"{where}: {name} has low {low} > high {high}; swap them")
+        return Knob(name, low=low, high=high, step=spec.get("step"), log=bool(spec.get("log", False)))
+    return Knob(name, value=spec)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The knobs of a study, in the order they are suggested."""
+
+    knobs: tuple[Knob, ...]
+
+    @classmethod
+    def from_dict(cls, table: dict, where: str = "search space") -> "SearchSpace":
+        if not isinstance(table, dict) or not table:
+            raise UserError(f"{where}: needs a non-empty [space] table")
+        space = cls(tuple(_knob(name, spec, where) for name, spec in table.items()))
+        space.suggest(optuna.trial.FixedTrial(space.first_choices()))  # every fixed value must form a valid config
+        return space
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SearchSpace":
+        path = Path(path)
+        try:
+            document = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"config file {path} does not exist; pass a TOML file with a [space] table") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"config file {path} is not valid TOML ({error}); fix the syntax") from None
+        unknown = set(document) - {"space"}
+        if unknown:
+            raise UserError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; only [space] is read")
+        return cls.from_dict(document.get("space", {}), where=f"config file {path}")
+
+    @classmethod
+    def for_dataset(cls, dataset_name: str) -> "SearchSpace":
+        """The built-in space for a dataset (``studies/<name>.toml``), else the generic one."""
+        path = BUILTIN_SPACES / f"{dataset_name}.toml"
+        return cls.load(path if path.exists() else BUILTIN_SPACES / "default.toml")
+
+    def first_choices(self) -> dict[str, Any]:
+        params = {}
+        for knob in self.knobs:
+            if knob.choices is not None and len(knob.choices) > 1:
+                params[knob.name] = knob.choices[0]
+            elif knob.low is not None:
+                params[knob.name] = knob.low
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description, stored in the study to detect a changed space on resume."""
+        return {k.name: {key: v for key, v in vars(k).items() if v not in (None, False) and key != "name"}
+                for k in self.knobs}
+
+    def suggest(self, trial: optuna.Trial) -> CompressionConfig:
+        """Draw one configuration; inapplicable knobs are neither suggested nor recorded."""
+        knobs = {k.name: k for k in self.knobs}
+        draw = lambda name: knobs[name].suggest(trial) if name in knobs else None  # noqa: E731
+        values: dict[str, Any] = {}
+        for name in ("student", "width", "epochs", "finetune_epochs", "batch_size", "learning_rate", "seed", "quant"):
+            value = draw(name)
+            if value is not None:
+                values[name] = value
+        if draw("distill") if "distill" in knobs else any(n in knobs for n in ("alpha", "temperature")):
+            for name in ("temperature", "alpha", "assistant"):
+                if name in knobs:
+                    values[name] = draw(name)
+        structure = draw("prune_structure") or "none"
+        if structure != "none":
+            values["prune_structure"] = structure
+            values["sparsity"] = 0.5 if structure == "2:4" else draw("sparsity")
+            for name in ("prune_scope", "prune_layers"):
+                if name in knobs and not (name == "prune_scope" and structure == "2:4"):
+                    values[name] = draw(name)
+        elif "sparsity" in knobs and "prune_structure" not in knobs:
+            values["sparsity"] = draw("sparsity")
+        values = {k: v for k, v in values.items() if v is not None}
+        return CompressionConfig(**values)

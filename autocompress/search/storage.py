@@ -1,0 +1,110 @@
+"""Where a study lives: its folder, its Optuna storage and its artifact store."""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+from autocompress.errors import UserError
+
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 90
+
+
+@dataclass(frozen=True)
+class StudyLocation:
+    """A study's folder (outputs, artifacts, trial files) and its storage URL."""
+
+    folder: Path
+    storage_url: str
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.folder / "artifacts"
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.folder / "trials"
+
+
+def locate(study_name: str, out: str | Path | None = None, storage: str | None = None) -> StudyLocation:
+    """``studies/<name>/`` (or ``out``) with its SQLite file unless ``storage`` names another."""
+    folder = Path(out) if out else Path("studies") / study_name
+    return StudyLocation(folder, storage or f"sqlite:///{(folder / 'study.db').as_posix()}")
+
+
+def _is_journal(url: str) -> bool:
+    return "://" not in url
+
+
+def open_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
+    """The Optuna storage for ``location``: RDB (SQLite, PostgreSQL, MySQL) with heartbeats, or a journal file.
+
+    A trial whose process died (``kill -9``) stops beating; after the grace period it is
+    marked FAIL and retried once.
+    """
+    url = location.storage_url
+    if _is_journal(url):
+        path = Path(url)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as error:
+            raise UserError(f"cannot open journal file {path} ({error.strerror}); pass a writable path") from None
+    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+        raise UserError(f"storage {url!r} is not a URL; use sqlite:///path.db, postgresql://user@host/db "
+                        "or a journal file path")
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):  # workers starting together race to create the schema: the loser retries
+        try:
+            return _rdb_storage(url)
+        except ImportError:
+            raise UserError(f"storage {url.split('://')[0]} needs its database driver; for PostgreSQL "
+                            "pip install 'autocompress[postgres]' (psycopg)") from None
+        except Exception as error:  # sqlalchemy's many connection errors
+            if attempt < 2 and "IntegrityError" in type(error).__name__ + str(error):
+                time.sleep(1.0 + attempt)
+                continue
+            reason = str(error).strip().splitlines()[0][:200]
+            raise UserError(f"cannot open storage {_redact(url)} ({type(error).__name__}: {reason}); "
+                            "check the URL and that the database is running") from None
+    raise AssertionError("unreachable")
+
+
+def _rdb_storage(url: str) -> RDBStorage:
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def artifact_store(location: StudyLocation) -> FileSystemArtifactStore:
+    location.artifact_dir.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(location.artifact_dir))
+
+
+def load_study(study_name: str, out: str | Path | None = None, storage: str | None = None) -> tuple[optuna.Study, StudyLocation]:
+    """An existing study, or a one-line error saying which studies exist."""
+    location = locate(study_name, out, storage)
+    if storage is None and not (location.folder / "study.db").exists():
+        raise UserError(f"no study {study_name!r} in {location.folder}; run autocompress search first "
+                        "or pass --out / --storage")
+    backend = open_storage(location)
+    names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+    if study_name not in names:
+        known = ", ".join(names) or "none"
+        raise UserError(f"no study {study_name!r} in {_redact(location.storage_url)} (studies there: {known})")
+    return optuna.load_study(study_name=study_name, storage=backend), location

@@ -1,0 +1,297 @@
+"""The multi-objective Optuna study: settings, samplers, the trial objective and the worker loop.
+
+Objectives: maximise validation accuracy of the exported ``.tflite`` and minimise its size
+(optionally also its latency). A study runs until it holds exactly ``trials`` finished
+(complete or pruned) trials, however many processes share it and however often it is
+resumed; failed trials do not count and are retried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from autocompress import __version__
+from autocompress.compress.config import CompressionConfig
+from autocompress.errors import UserError
+from autocompress.search import storage as storage_mod
+from autocompress.search.space import SearchSpace
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "qmc")
+OBJECTIVES = ("accuracy", "size", "latency")
+SIZE_METRICS = ("tflite", "gzip")
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "optuna", "numpy")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything ``autocompress search`` takes. ``max_size`` is in bytes."""
+
+    dataset: str
+    trials: int = 30
+    study_name: str | None = None
+    out: str | None = None
+    storage: str | None = None
+    config: str | None = None
+    sampler: str = "tpe"
+    seed: int | None = None
+    size_metric: str = "tflite"
+    objectives: tuple[str, ...] = ("accuracy", "size")
+    max_size: int | None = None
+    min_accuracy: float | None = None
+    epochs: int | None = None
+    timeout: float | None = None
+    workers: int = 1
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    teacher_path: str | None = None
+    teacher_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.trials >= 1, f"--trials must be >= 1 (got {self.trials})"),
+            (self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}"),
+            (self.size_metric in SIZE_METRICS, f"--size-metric must be tflite or gzip (got {self.size_metric!r})"),
+            (tuple(self.objectives) in (OBJECTIVES[:2], OBJECTIVES),
+             f"--objectives must be accuracy,size or accuracy,size,latency (got {','.join(self.objectives)})"),
+            (self.max_size is None or self.max_size > 0, f"--max-size must be > 0 (got {self.max_size})"),
+            (self.min_accuracy is None or 0 < self.min_accuracy <= 1,
+             f"--min-accuracy is a fraction in (0, 1], e.g. 0.9 (got {self.min_accuracy})"),
+            (self.epochs is None or self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
+            (self.timeout is None or self.timeout > 0, f"--timeout must be > 0 seconds (got {self.timeout})"),
+            (self.workers >= 1, f"--workers must be >= 1 (got {self.workers})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    @property
+    def name(self) -> str:
+        return self.study_name or Path(self.dataset).stem.replace(".tar", "")
+
+    def location(self) -> storage_mod.StudyLocation:
+        return storage_mod.locate(self.name, self.out, self.storage)
+
+    def space(self, dataset_name: str) -> SearchSpace:
+        return SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"autocompress": __version__}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "missing"
+    return versions
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """Optuna's samplers; constraints reach them through ``trial.set_constraint``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+        if name == "nsga3":
+            return optuna.samplers.NSGAIIISampler(seed=seed, population_size=16)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+def directions(objectives: tuple[str, ...]) -> list[str]:
+    return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
+
+
+def create_or_resume(settings: SearchSettings, dataset_name: str) -> tuple[optuna.Study, SearchSpace]:
+    """Create the study, or resume it after checking it is the same search."""
+    location = settings.location()
+    backend = storage_mod.open_storage(location)
+    space = settings.space(dataset_name)
+    study = optuna.create_study(study_name=settings.name, storage=backend, load_if_exists=True,
+                                directions=directions(settings.objectives),
+                                sampler=make_sampler(settings.sampler, settings.seed))
+    identity = json.loads(json.dumps({"dataset": dataset_name, "space": space.to_dict(),
+                                      "objectives": list(settings.objectives), "size_metric": settings.size_metric}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["validation accuracy", f"{settings.size_metric} bytes", "latency ms"][:len(settings.objectives)])
+    stored = study.user_attrs.get("search")
+    if stored is None:  # one attribute, written at once: concurrent workers never see half of it
+        study.set_user_attr("search", identity)
+        for key, value in identity.items():  # also one by one, for the dashboard and reports
+            study.set_user_attr(key, value)
+        study.set_user_attr("versions", library_versions())
+    else:
+        for key, value in identity.items():
+            if stored.get(key) != value:
+                raise UserError(f"study {settings.name!r} already exists with a different {key.replace('_', ' ')}; "
+                                "pass a new --study-name, or rerun with the original settings to resume it")
+    return study, space
+
+
+def predicted_weight_bytes(config: CompressionConfig, input_shape, num_classes: int) -> int:
+    """A lower bound on the ``.tflite`` size: the weights alone, after channel pruning, at the quantized width."""
+    from autocompress.compress.prune import prune_channels
+    from autocompress.models import build_model
+
+    model = build_model(config.student, input_shape, num_classes, width=config.width)
+    if config.prunes and config.prune_structure == "channel":
+        model = prune_channels(model, config.sparsity, config.prune_scope, config.prune_layers)
+    bytes_per_weight = {"none": 4, "float16": 2}.get(config.quant, 1)
+    return int(model.count_params() * bytes_per_weight)
+
+
+@dataclass
+class Objective:
+    """One trial: suggest a configuration, compress it, record everything, return the objectives."""
+
+    settings: SearchSettings
+    space: SearchSpace
+    context: object  # autocompress.compress.pipeline.Context
+    location: storage_mod.StudyLocation
+    versions: dict = field(default_factory=library_versions)
+
+    def __call__(self, trial: optuna.Trial):
+        from optuna.artifacts import upload_artifact
+
+        from autocompress._tf import keras
+        from autocompress.compress import pipeline
+
+        keras.backend.clear_session()
+        config = self.space.suggest(trial)
+        if self.settings.epochs is not None:
+            config = CompressionConfig(**{**config.to_dict(), "epochs": min(config.epochs, self.settings.epochs),
+                                          "finetune_epochs": min(config.finetune_epochs, self.settings.epochs)})
+        dataset = self.context.dataset
+        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr("label", config.label())
+        trial.set_user_attr("versions", self.versions)
+        if self.settings.max_size is not None:
+            predicted = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes)
+            trial.set_user_attr("predicted_min_bytes", predicted)
+            if predicted > self.settings.max_size:
+                trial.set_user_attr("pruned_reason", f"weights alone need {predicted} bytes > --max-size")
+                raise optuna.TrialPruned(f"predicted size {predicted} B exceeds --max-size {self.settings.max_size} B")
+        out_dir = self.location.trials_dir / f"{trial.number:05d}"
+        result = pipeline.run(config, self.context, out_dir)
+        record = {key: value for key, value in result.to_dict().items() if key != "config"}
+        for key, value in record.items():
+            trial.set_user_attr(key, value)
+        store = storage_mod.artifact_store(self.location)
+        trial.set_user_attr("artifacts", {
+            "tflite": upload_artifact(artifact_store=store, file_path=result.tflite_path, study_or_trial=trial),
+            "keras": upload_artifact(artifact_store=store, file_path=result.keras_path, study_or_trial=trial),
+        })
+        size = result.tflite_bytes if self.settings.size_metric == "tflite" else result.gzip_bytes
+        if self.settings.max_size is not None:  # Optuna's convention: feasible when <= 0
+            trial.set_constraint("max_size", size - self.settings.max_size)
+        if self.settings.min_accuracy is not None:
+            trial.set_constraint("min_accuracy", self.settings.min_accuracy - result.val_accuracy)
+        _save_note(trial, f"{config.label()}: {100 * result.val_accuracy:.1f}% val, "
+                          f"{100 * result.test_accuracy:.1f}% test, {size / 1024:.1f} KB")
+        values = {"accuracy": result.val_accuracy, "size": float(size), "latency": result.latency_ms}
+        return tuple(values[name] for name in self.settings.objectives)
+
+
+def _save_note(trial: optuna.Trial, text: str) -> None:
+    import optuna_dashboard
+
+    optuna_dashboard.save_note(trial, text)
+
+
+def finished_or_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count towards ``--trials`` (failed and surplus ones do not)."""
+    return [t for t in study.get_trials(deepcopy=False, states=COUNTED) if not t.user_attrs.get("surplus")]
+
+
+def _surplus_guard(study: optuna.Study, target: int) -> Callable[[optuna.Trial], None]:
+    """Raise inside a trial that another worker's concurrent trial already made surplus."""
+
+    def check(trial: optuna.Trial) -> None:
+        ahead = [t for t in finished_or_running(study) if t.number < trial.number]
+        if len(ahead) >= target:
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("surplus: the study already had its trials when this one started")
+
+    return check
+
+
+def work(study: optuna.Study, objective: Objective, target: int, deadline: float | None = None,
+         callbacks: tuple = ()) -> None:
+    """Run trials until the study holds ``target`` counted trials (or ``deadline`` passes)."""
+    guard = _surplus_guard(study, target)
+
+    def guarded(trial: optuna.Trial):
+        guard(trial)
+        return objective(trial)
+
+    while len(finished_or_running(study)) < target:
+        if deadline is not None and time.time() >= deadline:
+            break
+        study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=list(callbacks), gc_after_trial=True)
+
+
+def _spawn_workers(settings: SearchSettings, count: int) -> list[subprocess.Popen]:
+    payload = json.dumps({**asdict(settings), "workers": 1})
+    code = "import sys; from autocompress.search.study import worker_main; worker_main(sys.argv[1])"
+    return [subprocess.Popen([sys.executable, "-c", code, payload], env=os.environ.copy()) for _ in range(count)]
+
+
+def worker_main(payload: str) -> None:
+    """Entry point of a spawned worker process."""
+    settings = SearchSettings(**{**json.loads(payload), "objectives": tuple(json.loads(payload)["objectives"])})
+    run_search(settings)
+
+
+def prepare(settings: SearchSettings):
+    """Load the data and the study; the teacher is trained (once) before any worker starts."""
+    from autocompress.api import make_context
+    from autocompress.data import load_dataset
+
+    dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
+    study, space = create_or_resume(settings, dataset.name)
+    context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
+                           teacher_path=settings.teacher_path)
+    return study, space, context
+
+
+def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callable | None = None) -> optuna.Study:
+    """Create or resume the study and run it to ``settings.trials`` trials.
+
+    ``callbacks`` are Optuna trial callbacks (``(study, trial)``); ``on_ready(study)`` is
+    called once the study is open, before the first trial.
+    """
+    study, space, context = prepare(settings)
+    location = settings.location()
+    location.folder.mkdir(parents=True, exist_ok=True)
+    if space_distils(space):
+        context.get_teacher()
+    if on_ready is not None:
+        on_ready(study)
+    deadline = time.time() + settings.timeout if settings.timeout else None
+    workers = _spawn_workers(settings, settings.workers - 1) if settings.workers > 1 else []
+    try:
+        work(study, Objective(settings, space, context, location), settings.trials, deadline, callbacks)
+    finally:
+        for process in workers:
+            process.wait() if deadline is None else process.terminate()
+    return study
+
+
+def space_distils(space: SearchSpace) -> bool:
+    return any(k.name in ("distill", "alpha") for k in space.knobs)

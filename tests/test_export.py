@@ -1,0 +1,213 @@
+"""``autocompress export``: choosing the trial, the files and model card, verification, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from helpers import write_bar_npz
+from study_fixture import REPO, assert_user_error, run_cli
+
+
+def _front(study) -> list:
+    return sorted(study.best_trials, key=lambda t: t.values[1])
+
+
+def _expected(study, selector: list[str]) -> set[int]:
+    """The trial(s) each selector may choose, worked out here from the front."""
+    front = _front(study)
+    option, value = selector
+    if option == "--trial":
+        return {int(value)}
+    if value == "best-accuracy":
+        return {max(front, key=lambda t: (t.values[0], -t.values[1])).number}
+    if value == "smallest" or (value == "knee" and len(front) <= 2):  # a knee needs a point above the chord
+        return {front[0].number}
+    if value == "knee":
+        return {t.number for t in front[1:-1]} | {front[0].number}
+    if option == "--max-size":
+        return {max((t for t in front if t.values[1] <= 64 * 1024), key=lambda t: t.values[0]).number}
+    return {min((t for t in front if t.values[0] >= float(value)), key=lambda t: t.values[1]).number}
+
+
+def _export(tiny_study, out: Path, *selector: str, study_dir: Path | None = None) -> subprocess.CompletedProcess:
+    return run_cli("export", "--study", tiny_study.name, "--study-dir", study_dir or tiny_study.folder,
+                   "--dataset", tiny_study.dataset, "--cache-dir", tiny_study.cache, "--out", out, *selector)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_study, tmp_path_factory) -> Path:
+    """The most accurate model, exported once for the card checks."""
+    out = tmp_path_factory.mktemp("export") / "best"
+    result = _export(tiny_study, out, "--pick", "best-accuracy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.mark.parametrize("selector", [
+    ["--trial", "1"], ["--pick", "best-accuracy"], ["--pick", "smallest"], ["--pick", "knee"],
+    ["--max-size", "64KB"], ["--min-accuracy", "0.5"],
+], ids=lambda s: " ".join(s))
+def test_each_selector_exports_the_trial_it_names(tiny_study, tmp_path, selector):
+    study = tiny_study.load()
+    if selector[0] == "--max-size" and not any(t.values[1] <= 64 * 1024 for t in _front(study)):
+        pytest.skip("no front model of the tiny study fits in 64 KB")
+    result = _export(tiny_study, tmp_path / "out", *selector)
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert card["trial"] in _expected(study, selector)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.keras", "model.tflite"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_model_card_describes_the_files(tiny_study, exported):
+    card = json.loads((exported / "model.json").read_text())
+    trial = next(t for t in tiny_study.load().trials if t.number == card["trial"])
+    tflite = (exported / "model.tflite").read_bytes()
+    assert card["sha256"] == hashlib.sha256(tflite).hexdigest() == card["files"]["model.tflite"]["sha256"]
+    assert card["files"]["model.keras"]["sha256"] == hashlib.sha256((exported / "model.keras").read_bytes()).hexdigest()
+    assert card["tflite_bytes"] == len(tflite) == trial.user_attrs["tflite_bytes"]
+    assert card["dataset"]["name"] == "bars" and Path(card["dataset"]["load_as"]) == tiny_study.dataset.resolve()
+    assert card["config"] == trial.user_attrs["config"]
+    assert card["val_accuracy"] == trial.values[0] and card["test_accuracy"] == trial.user_attrs["test_accuracy"]
+    assert abs(card["test_accuracy_at_export"] - card["test_accuracy"]) <= 0.001
+    assert card["input_contract"] == trial.user_attrs["input_contract"]
+    assert card["objectives"] == ["accuracy", "size"] and card["size_metric"] == "tflite"
+    assert {"ai-edge-litert", "optuna", "tensorflow", "autocompress"} <= set(card["versions"])
+    assert "ai_edge_litert" in card["usage"]
+
+
+def test_usage_snippet_runs(exported):
+    card = json.loads((exported / "model.json").read_text())
+    result = subprocess.run([sys.executable, "-c", card["usage"]], cwd=exported, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("class ")
+
+
+def test_run_exported_script_reproduces_the_card(exported):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "run_exported.py"), str(exported / "model.json")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = json.loads((exported / "model.json").read_text())
+    assert f"{100 * card['test_accuracy']:.2f}%" in result.stdout and "OK" in result.stdout
+
+
+def test_export_replaces_an_earlier_export(tiny_study, exported, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(exported, out)
+    result = _export(tiny_study, out, "--pick", "smallest")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "model.json").read_text())["trial"] == _front(tiny_study.load())[0].number
+
+
+def test_a_model_that_does_not_reproduce_its_accuracy_is_not_exported(tiny_study, tmp_path):
+    """Swap a trial's .tflite (artifact and trial folder) for another trial's: exit 1, nothing written."""
+    copy = tiny_study.copy(tmp_path / "study")
+    trials = copy.load().get_trials(states=(TrialState.COMPLETE,))
+    target, donor = max(((a, b) for a in trials for b in trials),
+                        key=lambda pair: abs(pair[0].user_attrs["test_accuracy"] - pair[1].user_attrs["test_accuracy"]))
+    assert abs(target.user_attrs["test_accuracy"] - donor.user_attrs["test_accuracy"]) > 0.001
+    source = copy.folder / "trials" / f"{donor.number:05d}" / "model.tflite"
+    shutil.copyfile(source, copy.folder / "artifacts" / target.user_attrs["artifacts"]["tflite"])
+    shutil.copyfile(source, copy.folder / "trials" / f"{target.number:05d}" / "model.tflite")
+
+    result = _export(copy, tmp_path / "out", "--trial", str(target.number), study_dir=copy.folder)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study"]
+
+
+def test_verification_compares_test_accuracy_within_a_tenth_of_a_point(tmp_path):
+    from autocompress.export import VerificationError, verify
+
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"0" * 100)
+    trial = create_trial(values=[0.9, 100.0], user_attrs={"test_accuracy": 0.9, "tflite_bytes": 100})
+    verify(trial, model, 0.9009)
+    with pytest.raises(VerificationError, match="recorded 90.00%"):
+        verify(trial, model, 0.8985)
+
+
+def _synthetic_front(points: list[tuple[float, float]]) -> list:
+    """Completed trials at (size bytes, accuracy), numbered in order."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for size, accuracy in points:
+        study.add_trial(create_trial(values=[accuracy, size], params={"x": 0.0},
+                                     distributions={"x": FloatDistribution(0, 1)}))
+    return study
+
+
+def test_pick_rules_on_a_known_front():
+    from autocompress.export import Selection, choose_trial
+
+    study = _synthetic_front([(1000, 0.50), (2000, 0.90), (8000, 0.95), (64000, 0.97), (80000, 0.96)])
+    pick = lambda **kw: choose_trial(study, Selection(**kw)).number  # noqa: E731
+    assert pick(pick="smallest") == 0
+    assert pick(pick="best-accuracy") == 3
+    assert pick(pick="knee") == 1  # the elbow: +40 points for one doubling, then little
+    assert pick(max_size=8000) == 2 and pick(max_size=7999) == 1
+    assert pick(min_accuracy=0.91) == 2
+    assert pick(trial=4) == 4  # any completed trial, on the front or not
+
+
+def test_knee_of_a_two_point_front_is_the_smaller():
+    from autocompress.export import Selection, choose_trial
+
+    study = _synthetic_front([(1000, 0.5), (4000, 0.9)])
+    assert choose_trial(study, Selection(pick="knee")).number == 0
+
+
+@pytest.mark.parametrize("arguments, fragments", [
+    (["--pick", "smallest", "--study", "nope"], ["no study 'nope'"]),
+    (["--trial", "99"], ["has no trial 99"]),
+    ([], ["exactly one of --trial, --pick, --max-size or --min-accuracy"]),
+    (["--pick", "smallest", "--trial", "0"], ["exactly one of"]),
+    (["--pick", "middle"], ["unknown --pick 'middle'"]),
+    (["--max-size", "1KB"], ["is <= 1.0 KB; the smallest is trial"]),
+    (["--min-accuracy", "1.0", "--max-size", "1KB"], ["exactly one of"]),
+    (["--min-accuracy", "1.5"], ["--min-accuracy is a fraction"]),
+], ids=["unknown study", "unknown trial", "no choice", "two choices", "bad pick", "nothing fits",
+        "two constraints", "accuracy over 1"])
+def test_bad_input_is_one_line_and_exit_2(tiny_study, tmp_path, arguments, fragments):
+    base = ["export", "--study-dir", tiny_study.folder, "--cache-dir", tiny_study.cache, "--out", tmp_path / "out"]
+    if "--study" not in arguments:
+        base += ["--study", tiny_study.name]
+    base += ["--dataset", tiny_study.dataset]
+    assert_user_error(run_cli(*base, *arguments), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_another_dataset_is_a_user_error(tiny_study, tmp_path):
+    other = write_bar_npz(tmp_path / "other.npz", train=30, test=10)
+    result = run_cli("export", "--study", tiny_study.name, "--study-dir", tiny_study.folder, "--dataset", other,
+                     "--pick", "smallest", "--out", tmp_path / "out")
+    assert_user_error(result, "'other'", "was searched on 'bars'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_is_a_user_error(tiny_study, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert_user_error(_export(tiny_study, blocker / "out", "--pick", "smallest"), "cannot write to")
+    assert_user_error(_export(tiny_study, blocker, "--pick", "smallest"), "is not an earlier export")
+
+
+def test_a_study_without_completed_trials_is_a_user_error(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    optuna.create_study(study_name="empty", storage=f"sqlite:///{folder / 'study.db'}",
+                        directions=["maximize", "minimize"])
+    result = run_cli("export", "--study", "empty", "--study-dir", folder, "--pick", "smallest",
+                     "--out", tmp_path / "out")
+    assert_user_error(result, "has no completed trial")

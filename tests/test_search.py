@@ -1,0 +1,187 @@
+"""`autocompress search` through the CLI, on tiny data with a real SQLite storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autocompress.errors import UserError
+from autocompress.search.space import SearchSpace
+
+SPACE = """
+[space]
+student = "cnn"
+width = [0.25, 0.5]
+epochs = 1
+finetune_epochs = 1
+batch_size = 32
+distill = [true, false]
+temperature = 4.0
+alpha = 0.5
+prune_structure = ["none", "channel"]
+sparsity = { low = 0.3, high = 0.5, step = 0.1 }
+quant = ["int8", "float16"]
+"""
+
+
+def autocompress(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "autocompress", *args], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}: {result.stderr[-2000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def space_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("space") / "space.toml"
+    path.write_text(SPACE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_args(bar_npz, space_file, session_cache):
+    return ["--dataset", str(bar_npz), "--config", str(space_file), "--cache-dir", str(session_cache),
+            "--teacher-epochs", "1", "--quiet"]
+
+
+def states(study_dir: Path, name: str = "bars") -> list[TrialState]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+    return [t.state for t in study.get_trials()]
+
+
+@pytest.fixture(scope="module")
+def finished_study(base_args, tmp_path_factory) -> Path:
+    """Three trials, then resumed to four."""
+    out = tmp_path_factory.mktemp("study")
+    autocompress("search", *base_args, "--trials", "3", "--out", str(out), "--seed", "3")
+    assert states(out).count(TrialState.COMPLETE) == 3
+    autocompress("search", *base_args, "--trials", "4", "--out", str(out), "--seed", "3")
+    return out
+
+
+def test_resume_adds_only_the_missing_trials(finished_study):
+    assert len(states(finished_study)) == 4
+    assert states(finished_study).count(TrialState.COMPLETE) == 4
+
+
+def test_trials_record_everything_and_store_their_tflite_as_artifacts(finished_study):
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{finished_study / 'study.db'}")
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        for key in ("config", "val_accuracy", "test_accuracy", "tflite_bytes", "gzip_bytes", "params",
+                    "latency_ms", "stage_seconds", "versions", "input_contract"):
+            assert key in attrs, key
+        assert attrs["versions"]["tensorflow"].startswith("2.")
+        assert trial.values[0] == attrs["val_accuracy"] and trial.values[1] == attrs["tflite_bytes"]
+        artifact = finished_study / "artifacts" / attrs["artifacts"]["tflite"]
+        assert artifact.stat().st_size == attrs["tflite_bytes"]
+
+
+def test_written_front_equals_optunas_best_trials(finished_study):
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{finished_study / 'study.db'}")
+    written = json.loads((finished_study / "front.json").read_text())
+    assert sorted(row["trial"] for row in written) == sorted(t.number for t in study.best_trials)
+    assert (finished_study / "front.csv").read_text().count("\n") == len(written) + 1
+    html = (finished_study / "front.html").read_text()
+    assert "Pareto front" in html and "plotly" in html.lower()
+
+
+def test_front_command_rewrites_the_front(finished_study):
+    (finished_study / "front.json").unlink()
+    result = autocompress("front", "--study", "bars", "--out", str(finished_study))
+    assert (finished_study / "front.json").exists() and "Pareto front" in result.stdout
+
+
+def test_two_processes_on_one_sqlite_file_complete_exactly_n_trials(base_args, tmp_path):
+    args = ["search", *base_args, "--trials", "4", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "autocompress", *args]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for process in (first, second):
+        assert process.wait() == 0, process.stderr.read()[-2000:]
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    counted = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len(counted) == 4
+
+
+def test_max_size_rejects_a_configuration_before_training(base_args, tmp_path):
+    autocompress("search", *base_args, "--trials", "1", "--out", str(tmp_path), "--max-size", "1KB")
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.PRUNED
+    assert "predicted_min_bytes" in trial.user_attrs and "stage_seconds" not in trial.user_attrs
+    assert not (tmp_path / "trials").exists()  # nothing was trained or written
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sampler", "annealing"], "unknown sampler"),
+    (["--trials", "0"], "--trials must be >= 1"),
+    (["--storage", "not a url://x"], "is not a URL"),
+    (["--storage", "postgresql://nobody@127.0.0.1:9/none"], "cannot open storage"),
+    (["--max-size", "lots"], "cannot read size"),
+    (["--objectives", "accuracy"], "--objectives must be"),
+])
+def test_bad_search_input_is_one_line_and_exit_2(base_args, tmp_path, extra, message):
+    result = autocompress("search", *base_args, "--trials", "2", "--out", str(tmp_path), *extra, check=False)
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resuming_with_a_different_space_is_refused(finished_study, bar_npz, session_cache, tmp_path):
+    changed = tmp_path / "changed.toml"
+    changed.write_text(SPACE.replace('quant = ["int8", "float16"]', 'quant = ["int8"]'))
+    result = autocompress("search", "--dataset", str(bar_npz), "--config", str(changed), "--trials", "5",
+                          "--out", str(finished_study), "--cache-dir", str(session_cache), "--quiet", check=False)
+    assert result.returncode == 2 and "different space" in result.stderr
+    assert len(states(finished_study)) == 4  # nothing added, nothing damaged
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[space]\nwidht = [0.5]\n", "unknown key 'widht'"),
+    ("[space]\nsparsity = { low = 0.8, high = 0.2 }\n", "low 0.8 > high 0.2"),
+    ("[space]\nquant = []\n", "quant has no choices"),
+    ("[space]\nquant = [\"int4\"]\n", "quant cannot be 'int4'"),
+    ("[space\n", "not valid TOML"),
+    ("[other]\nx = 1\n", "unknown table"),
+    ("[space]\nalpha = 2.0\n", "alpha must be in"),
+])
+def test_malformed_config_files_are_user_errors(tmp_path, toml, message):
+    path = tmp_path / "space.toml"
+    path.write_text(toml)
+    with pytest.raises(UserError, match=message):
+        SearchSpace.load(path)
+
+
+def test_builtin_spaces_load_and_suggest_valid_configurations():
+    for name in ("fashion_mnist", "cifar10", "mnist", "cifar100", "default"):
+        space = SearchSpace.for_dataset(name)
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(0))
+        for _ in range(20):
+            trial = study.ask()
+            config = space.suggest(trial)
+            assert config.prune_structure != "2:4" or config.sparsity == 0.5
+            study.tell(trial, state=TrialState.FAIL)
+
+
+def test_a_seeded_single_worker_study_suggests_the_same_parameters():
+    space = SearchSpace.for_dataset("fashion_mnist")
+    from autocompress.search.study import make_sampler
+
+    def params(seed):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", seed))
+        out = []
+        for i in range(12):
+            trial = study.ask()
+            out.append(space.suggest(trial))
+            study.tell(trial, [0.5 + 0.01 * i, 1000.0 - i])
+        return out
+
+    assert params(7) == params(7) and params(7) != params(8)
