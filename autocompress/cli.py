@@ -147,6 +147,7 @@ def search(
     epochs: Optional[int] = typer.Option(None, help="Cap on every trial's training epochs."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     workers: int = typer.Option(1, help="Worker processes sharing the study."),
+    heartbeat: int = typer.Option(30, help="Seconds between a running trial's heartbeats; a trial silent for 3 is failed and retried."),
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
     quiet: bool = typer.Option(False, "--quiet", help="No live display."),
@@ -163,7 +164,7 @@ def search(
         objectives=tuple(o.strip() for o in objectives.split(",")), max_size=parse_size(max_size),
         min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
-        teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs)
+        teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat)
     import optuna
     from optuna.trial import TrialState
 

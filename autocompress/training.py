@@ -21,6 +21,7 @@ import numpy as np
 
 from autocompress._tf import keras, tf
 from autocompress.data import make_tf_dataset
+from autocompress.errors import TrainingFailed
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,11 @@ def train(model: keras.Model, x, y, num_classes: int, config: TrainingConfig, *,
     ds = training_dataset(x, y, num_classes, config, teacher_logits, teacher_logits_flipped)
     steps = epochs * math.ceil(len(x) / config.batch_size)
     compile_for_training(model, num_classes, config, steps, temperature, alpha, learning_rate)
-    model.fit(ds, epochs=epochs, verbose=0, callbacks=list(callbacks))
+    history = model.fit(ds, epochs=epochs, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks])
+    losses = history.history.get("loss", [])
+    if not losses or not np.isfinite(losses[-1]):
+        raise TrainingFailed(f"training diverged: the loss became {losses[-1] if losses else 'undefined'} in epoch "
+                             f"{len(losses)}; lower the learning rate")
     return model
 
 

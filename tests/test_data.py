@@ -597,8 +597,8 @@ def test_import_is_light():
 
 @needs_shared
 def test_shared_folder_is_located():
-    assert locate_dataset("fashion_mnist", SHARED) == SHARED / "fashion-mnist"
-    assert locate_dataset("cifar10", SHARED) == SHARED / "cifar10-images.tar.gz"
+    assert locate_dataset("fashion_mnist", SHARED).resolve() == (SHARED / "fashion-mnist").resolve()
+    assert locate_dataset("cifar10", SHARED).resolve() == (SHARED / "cifar10-images.tar.gz").resolve()
     assert locate_dataset("mnist", SHARED) is None  # mnist-5k.npz is a sample, not the named mnist
 
 

@@ -11,12 +11,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from autocompress import __version__
 from autocompress._tf import keras
 from autocompress.cache import atomic_file, key_of
 from autocompress.compress import measure, prune, quantize
 from autocompress.compress.config import CompressionConfig, InputContract, Result
 from autocompress.data import Dataset
+from autocompress.errors import TrainingFailed, UselessTeacher
 from autocompress.teacher import Teacher, TeacherRecipe, augmentations, train_or_load
 from autocompress.training import TrainingConfig, train
 
@@ -161,6 +164,11 @@ def run(config: CompressionConfig, context: Context, out_dir: Path) -> Result:
 
     stages.start()
     source = context.knowledge_source(config) if config.distills else None
+    if source is not None:
+        chance = float(np.max(np.bincount(dataset.y_val)) / len(dataset.y_val))
+        if source.val_accuracy <= chance + 0.01:
+            raise UselessTeacher(f"the teacher ({source.name}) is no better than chance ({100 * source.val_accuracy:.1f}% "
+                                 f"val vs {100 * chance:.1f}%): distilling from it is pointless; train it longer")
     model = train_student(config, context, source)
     stages.stop("distill")
 
@@ -187,7 +195,10 @@ def run(config: CompressionConfig, context: Context, out_dir: Path) -> Result:
     with atomic_file(out_dir / "model.keras") as tmp:
         float_model.save(tmp)
     size, gzipped = measure.file_sizes(tflite_path)
-    val_accuracy = measure.accuracy(tflite_path, dataset.x_val, dataset.y_val)
+    val_predictions = measure.predict(tflite_path, dataset.x_val)
+    if len(set(val_predictions.tolist())) == 1 < dataset.num_classes:
+        raise TrainingFailed(f"the model collapsed: it predicts class {val_predictions[0]} for every validation image")
+    val_accuracy = float(np.mean(val_predictions == dataset.y_val))
     test_accuracy = measure.accuracy(tflite_path, dataset.x_test, dataset.y_test)
     latency = measure.latency_ms(tflite_path, dataset.x_test[0])
     stages.stop("measure")

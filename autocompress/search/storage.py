@@ -16,7 +16,6 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from autocompress.errors import UserError
 
 HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 90
 
 
 @dataclass(frozen=True)
@@ -45,11 +44,11 @@ def _is_journal(url: str) -> bool:
     return "://" not in url
 
 
-def open_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
+def open_storage(location: StudyLocation, heartbeat: int = HEARTBEAT_SECONDS) -> optuna.storages.BaseStorage:
     """The Optuna storage for ``location``: RDB (SQLite, PostgreSQL, MySQL) with heartbeats, or a journal file.
 
-    A trial whose process died (``kill -9``) stops beating; after the grace period it is
-    marked FAIL and retried once.
+    A running trial beats every ``heartbeat`` seconds; one whose process died (``kill -9``)
+    stops, and after three missed beats it is marked FAIL and queued again (once).
     """
     url = location.storage_url
     if _is_journal(url):
@@ -66,7 +65,7 @@ def open_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):  # workers starting together race to create the schema: the loser retries
         try:
-            return _rdb_storage(url)
+            return _rdb_storage(url, heartbeat)
         except ImportError:
             raise UserError(f"storage {url.split('://')[0]} needs its database driver; for PostgreSQL "
                             "pip install 'autocompress[postgres]' (psycopg)") from None
@@ -80,10 +79,10 @@ def open_storage(location: StudyLocation) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
-def _rdb_storage(url: str) -> RDBStorage:
+def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 

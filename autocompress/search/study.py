@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from autocompress import __version__
 from autocompress.compress.config import CompressionConfig
-from autocompress.errors import UserError
+from autocompress.errors import UselessTeacher, UserError
 from autocompress.search import storage as storage_mod
 from autocompress.search.space import SearchSpace
 
@@ -58,6 +58,7 @@ class SearchSettings:
     cache_dir: str | None = None
     teacher_path: str | None = None
     teacher_epochs: int | None = None
+    heartbeat: int = storage_mod.HEARTBEAT_SECONDS
 
     def __post_init__(self) -> None:
         checks = [
@@ -72,6 +73,7 @@ class SearchSettings:
             (self.epochs is None or self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
             (self.timeout is None or self.timeout > 0, f"--timeout must be > 0 seconds (got {self.timeout})"),
             (self.workers >= 1, f"--workers must be >= 1 (got {self.workers})"),
+            (self.heartbeat >= 1, f"--heartbeat must be >= 1 second (got {self.heartbeat})"),
         ]
         for ok, message in checks:
             if not ok:
@@ -120,7 +122,7 @@ def directions(objectives: tuple[str, ...]) -> list[str]:
 def create_or_resume(settings: SearchSettings, dataset_name: str) -> tuple[optuna.Study, SearchSpace]:
     """Create the study, or resume it after checking it is the same search."""
     location = settings.location()
-    backend = storage_mod.open_storage(location)
+    backend = storage_mod.open_storage(location, settings.heartbeat)
     space = settings.space(dataset_name)
     study = optuna.create_study(study_name=settings.name, storage=backend, load_if_exists=True,
                                 directions=directions(settings.objectives),
@@ -188,7 +190,13 @@ class Objective:
                 trial.set_user_attr("pruned_reason", f"weights alone need {predicted} bytes > --max-size")
                 raise optuna.TrialPruned(f"predicted size {predicted} B exceeds --max-size {self.settings.max_size} B")
         out_dir = self.location.trials_dir / f"{trial.number:05d}"
-        result = pipeline.run(config, self.context, out_dir)
+        try:
+            result = pipeline.run(config, self.context, out_dir)
+        except Exception as error:  # the trial fails with its reason on record; the study goes on
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
+            if isinstance(error, UselessTeacher):
+                raise optuna.TrialPruned(str(error)) from None
+            raise
         record = {key: value for key, value in result.to_dict().items() if key != "config"}
         for key, value in record.items():
             trial.set_user_attr(key, value)

@@ -1,0 +1,111 @@
+"""Crash safety: a search killed with SIGKILL mid-trial resumes to exactly N trials, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from test_search import SPACE
+
+
+def _running_trial(storage: str, deadline: float) -> int:
+    while time.time() < deadline:
+        try:
+            study = optuna.load_study(study_name="bars", storage=storage)
+            running = study.get_trials(states=(TrialState.RUNNING,))
+            if running:
+                return running[0].number
+        except KeyError:  # the study is not created yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError("no trial started in time")
+
+
+def test_kill_9_mid_trial_then_the_same_command_completes_the_study(bar_npz, session_cache, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE.replace("epochs = 1", "epochs = 3"))
+    out = tmp_path / "study"
+    storage = f"sqlite:///{out / 'study.db'}"
+    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
+               "--cache-dir", str(session_cache), "--teacher-epochs", "1", "--quiet", "--trials", "3",
+               "--out", str(out), "--heartbeat", "1", "--seed", "5"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = _running_trial(storage, time.time() + 300)
+    time.sleep(2)  # inside the trial: training
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    time.sleep(4)  # three missed heartbeats
+
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    study = optuna.load_study(study_name="bars", storage=storage)
+    trials = study.get_trials()
+    assert trials[killed].state == TrialState.FAIL
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    retried = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed]
+    assert retried and retried[0].params == trials[killed].params  # the killed configuration ran again
+    referenced = [artifact for t in complete for artifact in t.user_attrs["artifacts"].values()]
+    assert len(set(referenced)) == len(referenced) == 6
+    assert all((out / "artifacts" / artifact).is_file() for artifact in referenced)
+    leftovers = [p for p in (out / "trials").rglob(".*") if p.is_file()]
+    assert not leftovers  # no half-written temporary files
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(bar_npz, session_cache, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE + "learning_rate = [0.003, 1e30]\n")
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
+               "--cache-dir", str(session_cache), "--teacher-epochs", "1", "--quiet", "--trials", "3",
+               "--out", str(out), "--seed", "2", "--sampler", "random"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 3 and all(t.params.get("learning_rate", 0.003) == 0.003 for t in complete)
+    assert failed and all("diverged" in t.user_attrs["fail_reason"] for t in failed)
+    assert {t.number for t in study.best_trials} <= {t.number for t in complete}
+
+
+def test_a_teacher_no_better_than_chance_is_refused_before_training(bar_dataset, bar_teacher, tmp_path):
+    from dataclasses import replace
+
+    from autocompress.compress import pipeline
+    from autocompress.compress.config import CompressionConfig
+    from autocompress.errors import UselessTeacher
+
+    useless = replace(bar_teacher, val_accuracy=0.3)
+    context = pipeline.Context(bar_dataset, tmp_path / "cache", useless)
+    with pytest.raises(UselessTeacher, match="no better than chance"):
+        pipeline.run(CompressionConfig(alpha=0.5, epochs=1), context, tmp_path / "out")
+    assert not (tmp_path / "cache" / "students").exists()  # nothing was trained
+
+
+def test_bad_teacher_file(bar_dataset, tmp_path):
+    from autocompress.errors import UserError
+    from autocompress.models import build_model
+    from autocompress.teacher import load_user_teacher
+
+    junk = tmp_path / "teacher.keras"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(UserError, match="cannot load teacher"):
+        load_user_teacher(bar_dataset, junk, tmp_path / "cache")
+    with pytest.raises(UserError, match="does not exist"):
+        load_user_teacher(bar_dataset, tmp_path / "missing.keras", tmp_path / "cache")
+    wrong_shape = tmp_path / "wrong_shape.keras"
+    build_model("cnn", (32, 32, 3), bar_dataset.num_classes, width=0.25).save(wrong_shape)
+    with pytest.raises(UserError, match="takes inputs of shape"):
+        load_user_teacher(bar_dataset, wrong_shape, tmp_path / "cache")
+    wrong_classes = tmp_path / "wrong_classes.keras"
+    build_model("cnn", bar_dataset.input_shape, 7, width=0.25).save(wrong_classes)
+    with pytest.raises(UserError, match="outputs 7 classes"):
+        load_user_teacher(bar_dataset, wrong_classes, tmp_path / "cache")
