@@ -67,7 +67,9 @@ def default_recipe(dataset: Dataset, epochs: int | None = None, seed: int = 0) -
     """The built-in teacher: a VGG-style CNN for grey images, a 2x-wide ResNet-8 for colour."""
     grey = dataset.input_shape[-1] == 1
     architecture, width, default_epochs = ("cnn", 1.0, 10) if grey else ("resnet8", 2.0, 30)
-    training = TrainingConfig(epochs=epochs or default_epochs, augment=augmentations(dataset) + ("translate",), seed=seed)
+    batch_size = min(128, max(16, len(dataset.x_train) // 50))  # small data: still ~50 steps per epoch
+    training = TrainingConfig(epochs=epochs or default_epochs, batch_size=batch_size,
+                              augment=augmentations(dataset) + ("translate",), seed=seed)
     return TeacherRecipe(architecture, width, training)
 
 

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import optuna
@@ -31,15 +32,14 @@ def _as_postgres(*command: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     if not BINARIES:
         pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql; .ci/run installs it)")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         pytest.skip("running as root without runuser")
-    data = tmp_path_factory.mktemp("pgdata")
+    data = Path(tempfile.mkdtemp(prefix="autocompress-pg-"))  # pytest's own temp root is closed to other users
     if os.geteuid() == 0:
         shutil.chown(data, "postgres")
-        shutil.chown(data.parent, "postgres")
     bin_dir, port = BINARIES[-1], _free_port()
     subprocess.run(_as_postgres(f"{bin_dir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust"),
                    check=True, capture_output=True)
@@ -50,6 +50,7 @@ def postgres_url(tmp_path_factory):
                                 "autocompress"), check=True, capture_output=True)
     yield f"postgresql://postgres@127.0.0.1:{port}/autocompress"
     subprocess.run(_as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"), capture_output=True)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def test_three_workers_share_one_postgresql_study(postgres_url, bar_npz, session_cache, tmp_path):
@@ -57,7 +58,7 @@ def test_three_workers_share_one_postgresql_study(postgres_url, bar_npz, session
     space.write_text(SPACE)
     out = tmp_path / "study"
     command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--teacher-epochs", "1", "--quiet", "--trials", "5",
+               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "5",
                "--storage", postgres_url, "--out", str(out), "--workers", "3"]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -193,9 +193,11 @@ class Objective:
         try:
             result = pipeline.run(config, self.context, out_dir)
         except Exception as error:  # the trial fails with its reason on record; the study goes on
-            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
+            reason = f"{type(error).__name__}: {error}"[:500]
             if isinstance(error, UselessTeacher):
+                trial.set_user_attr("pruned_reason", reason)
                 raise optuna.TrialPruned(str(error)) from None
+            trial.set_user_attr("fail_reason", reason)
             raise
         record = {key: value for key, value in result.to_dict().items() if key != "config"}
         for key, value in record.items():
