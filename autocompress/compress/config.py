@@ -52,6 +52,13 @@ class CompressionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name, kinds in _TYPES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) != (kinds == (bool,)) or not isinstance(value, kinds):
+                wanted = {(bool,): "true or false", (int,): "a whole number", (int, float): "a number", (str,): "a name"}
+                raise UserError(f"{name.replace('_', ' ')} must be {wanted[kinds]} (got {value!r})")
+            if isinstance(value, float) and value != value:
+                raise UserError(f"{name.replace('_', ' ')} must be a number (got nan)")
         checks = [
             (self.student in ARCHITECTURES, f"student must be one of {', '.join(ARCHITECTURES)} (got {self.student!r})"),
             (self.width > 0, f"width must be > 0 (got {self.width})"),
@@ -102,6 +109,14 @@ class CompressionConfig:
         if unknown:
             raise UserError(f"unknown configuration key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
         return cls(**values)
+
+
+_TYPES = {
+    "student": (str,), "width": (int, float), "temperature": (int, float), "alpha": (int, float), "assistant": (bool,),
+    "sparsity": (int, float), "prune_scope": (str,), "prune_structure": (str,), "prune_layers": (str,),
+    "quant": (str,), "epochs": (int,), "finetune_epochs": (int,), "batch_size": (int,),
+    "learning_rate": (int, float), "seed": (int,),
+}
 
 
 @dataclass(frozen=True)
