@@ -100,7 +100,7 @@ def load_study(study_name: str, out: str | Path | None = None, storage: str | No
     location = locate(study_name, out, storage)
     if storage is None and not (location.folder / "study.db").exists():
         raise UserError(f"no study {study_name!r} in {location.folder}; run autocompress search first "
-                        "or pass --out / --storage")
+                        "or pass --study-dir / --storage")
     backend = open_storage(location)
     names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
     if study_name not in names:
