@@ -168,12 +168,18 @@ def search(
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials get our one-line report below
+
+    def report_failure(_, trial) -> None:
+        if trial.state == TrialState.FAIL:
+            errors.print(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the dashboard')}",
+                         markup=False, highlight=False, soft_wrap=True)
+
     if quiet:
-        study = run_search(settings)
+        study = run_search(settings, callbacks=(report_failure,))
     else:
         with SearchDisplay(console, trials) as display:
-            study = run_search(settings, callbacks=(display,), on_ready=display.on_ready)
+            study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         console.print("no trial completed (see the study's failed and pruned trials), so there is no front yet")
         return

@@ -113,3 +113,24 @@ def test_bad_teacher_file(bar_dataset, tmp_path):
     build_model("cnn", bar_dataset.input_shape, 7, width=0.25).save(wrong_classes)
     with pytest.raises(UserError, match="outputs 7 classes"):
         load_user_teacher(bar_dataset, wrong_classes, tmp_path / "cache")
+
+
+def test_an_unwritable_trial_folder_stops_cleanly_and_the_study_resumes(bar_npz, session_cache, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE.replace('distill = [true, false]', 'distill = false'))
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "trials").write_text("a file where the trial folders should go")
+    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
+               "--cache-dir", str(session_cache), "--quiet", "--trials", "2", "--out", str(out)]
+    blocked = subprocess.run(command, capture_output=True, text=True)
+    assert blocked.returncode == 2 and "5 trials in a row failed" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * 5  # consistent: nothing half-recorded
+
+    (out / "trials").unlink()
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2

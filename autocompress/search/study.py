@@ -32,6 +32,7 @@ SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "qmc")
 OBJECTIVES = ("accuracy", "size", "latency")
 SIZE_METRICS = ("tflite", "gzip")
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+MAX_FAILURES_IN_A_ROW = 5
 VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "optuna", "numpy")
 
 
@@ -245,6 +246,7 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
          callbacks: tuple = ()) -> None:
     """Run trials until the study holds ``target`` counted trials (or ``deadline`` passes)."""
     guard = _surplus_guard(study, target)
+    mine: list[optuna.trial.FrozenTrial] = []
 
     def guarded(trial: optuna.Trial):
         guard(trial)
@@ -253,7 +255,13 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
     while len(finished_or_running(study)) < target:
         if deadline is not None and time.time() >= deadline:
             break
-        study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=list(callbacks), gc_after_trial=True)
+        study.optimize(guarded, n_trials=1, catch=(Exception,), gc_after_trial=True,
+                       callbacks=[*callbacks, lambda _, trial: mine.append(trial)])
+        recent = mine[-MAX_FAILURES_IN_A_ROW:]
+        if len(recent) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in recent):
+            reason = recent[-1].user_attrs.get("fail_reason", "see the trials' fail reasons")
+            raise UserError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: {reason}); "
+                            "fix the cause and rerun the same command to resume")
 
 
 def _spawn_workers(settings: SearchSettings, count: int) -> list[subprocess.Popen]:
