@@ -86,6 +86,10 @@ def compress(
     prune_structure: str = typer.Option("unstructured", help="unstructured, 2:4 or channel."),
     prune_layers: str = typer.Option("conv", help="conv, dense or all."),
     quant: str = typer.Option("none", help="none, dynamic, float16, int8 or qat."),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor",
+                                     help="int8 weight scales per output channel, or one per tensor (dynamic, int8)."),
+    strip_names: bool = typer.Option(False, "--strip-names/--keep-names",
+                                     help="Drop tensor names and signatures from the .tflite (smaller; TFLite Micro)."),
     epochs: int = typer.Option(10, help="Student training epochs."),
     finetune_epochs: int = typer.Option(2, help="Fine-tuning epochs after pruning / for QAT."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -101,7 +105,8 @@ def compress(
         sparsity = 0.5
     config = CompressionConfig(student=student, width=width, temperature=temperature, alpha=alpha, assistant=assistant,
                                sparsity=sparsity, prune_scope=prune_scope, prune_structure=prune_structure,
-                               prune_layers=prune_layers, quant=quant, epochs=epochs, finetune_epochs=finetune_epochs,
+                               prune_layers=prune_layers, quant=quant, per_channel=per_channel,
+                               strip_names=strip_names, epochs=epochs, finetune_epochs=finetune_epochs,
                                seed=seed)
     with console.status(f"compressing: {config.label()}"):
         result = run_compress(config, dataset, out, data_dir=data_dir, cache_dir=cache_dir,

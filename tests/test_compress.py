@@ -105,6 +105,23 @@ def test_int8_models_hold_int8_tensors_and_float16_halves_the_file(run):
     assert int8_result.tflite_bytes < 0.4 * float_result.tflite_bytes
 
 
+def test_per_tensor_int8_keeps_one_scale_per_weight_tensor_and_shrinks_the_file(run):
+    per_channel, per_tensor = run(quant="int8"), run(quant="int8", per_channel=False)
+    scales = lambda path: [len(d["quantization_parameters"]["scales"])  # noqa: E731
+                           for d in Interpreter(model_path=path).get_tensor_details()]
+    assert max(scales(per_channel.tflite_path)) > 1 and max(scales(per_tensor.tflite_path)) == 1
+    assert per_tensor.tflite_bytes < per_channel.tflite_bytes
+    assert abs(per_tensor.val_accuracy - per_channel.val_accuracy) < 0.2
+
+
+def test_stripped_names_shrink_the_file_and_keep_its_predictions(run, bar_dataset):
+    named, stripped = run(quant="int8"), run(quant="int8", strip_names=True)
+    assert stripped.tflite_bytes < named.tflite_bytes
+    assert not any(d["name"] for d in Interpreter(model_path=stripped.tflite_path).get_tensor_details())
+    np.testing.assert_array_equal(measure.predict(Path(stripped.tflite_path), bar_dataset.x_test),
+                                  measure.predict(Path(named.tflite_path), bar_dataset.x_test))
+
+
 @pytest.mark.parametrize("scope", ["local", "global"])
 def test_unstructured_pruning_reaches_its_target_sparsity(run, scope):
     result = run(sparsity=0.6, prune_scope=scope, prune_layers="all")
@@ -163,6 +180,7 @@ def test_stages_not_asked_for_are_skipped(run):
     (dict(prune_structure="2:4", sparsity=0.7), "2:4 pruning always removes half"),
     (dict(quant="int4"), "quant must be one of"),
     (dict(prune_scope="row"), "prune scope"),
+    (dict(quant="qat", per_channel=False), "QAT learns per-channel scales"),
 ])
 def test_invalid_configurations_fail_before_any_training(overrides, message):
     with pytest.raises(UserError, match=message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -134,3 +135,64 @@ def test_an_unwritable_trial_folder_stops_cleanly_and_the_study_resumes(bar_npz,
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 MB file system (tmpfs) that the test can fill; skipped where mounting is not allowed."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here (needs root): {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def _fill(disk: Path) -> Path:
+    """Write zeros to ``disk`` until it is full; the filler file is returned."""
+    filler = disk / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 512, 1):
+            try:
+                while True:
+                    os.write(descriptor, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(descriptor)
+    return filler
+
+
+def test_a_full_disk_mid_study_keeps_the_storage_consistent_and_the_study_resumable(bar_npz, session_cache,
+                                                                                   small_disk, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE.replace('distill = [true, false]', 'distill = false'))
+    out = small_disk / "study"
+    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
+               "--cache-dir", str(session_cache), "--quiet", "--out", str(out), "--seed", "3"]
+    run = lambda trials: subprocess.run([*command, "--trials", str(trials)], capture_output=True, text=True,  # noqa: E731
+                                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    first = run(1)
+    assert first.returncode == 0, first.stderr[-2000:]
+    storage = f"sqlite:///{out / 'study.db'}"
+    completed = optuna.load_study(study_name="bars", storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    artifacts_before = sorted(p.relative_to(out) for p in (out / "artifacts").rglob("*") if p.is_file())
+
+    filler = _fill(small_disk)
+    full = run(3)
+    assert full.returncode != 0 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    assert full.stderr.strip().splitlines()[-1].startswith("error: the study's storage could not be written")
+    check = sqlalchemy.create_engine(storage).connect().exec_driver_sql("PRAGMA integrity_check").scalar()
+    assert check == "ok"
+
+    filler.unlink()
+    resumed = run(3)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    study = optuna.load_study(study_name="bars", storage=storage)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 3 and done[0].user_attrs == completed[0].user_attrs  # nothing lost, nothing doubled
+    artifacts_after = sorted(p.relative_to(out) for p in (out / "artifacts").rglob("*") if p.is_file())
+    assert set(artifacts_before) <= set(artifacts_after) and len(artifacts_after) == 3 * len(artifacts_before)

@@ -32,7 +32,12 @@ class CompressionConfig:
       images) stay dense, and the report says so;
     * ``structure = "channel"``: ``sparsity`` is the fraction of filters (units) removed from
       each prunable layer (local) or across them (global); the model is rebuilt smaller;
-    * ``quant = "qat"`` is quantization-aware fine-tuning to full int8; it cannot target float16.
+    * ``quant = "qat"`` is quantization-aware fine-tuning to full int8; it cannot target float16;
+    * ``per_channel = False`` stores one int8 scale per weight tensor instead of one per output
+      channel (smaller files, usually a little less accurate); it applies to ``dynamic`` and
+      ``int8`` (QAT learns per-channel scales) and is ignored when nothing is quantized;
+    * ``strip_names = True`` drops tensor names and signatures from the ``.tflite`` (TFLite
+      Micro never reads them; LiteRT still runs it through input/output indices).
     """
 
     student: str = "cnn"
@@ -45,6 +50,8 @@ class CompressionConfig:
     prune_structure: PruneStructure = "unstructured"
     prune_layers: PruneLayers = "conv"
     quant: QuantMode = "none"
+    per_channel: bool = True
+    strip_names: bool = False
     epochs: int = 10
     finetune_epochs: int = 2
     batch_size: int = 128
@@ -72,6 +79,8 @@ class CompressionConfig:
             (self.quant in QUANT_MODES, f"quant must be one of {', '.join(QUANT_MODES)} (got {self.quant!r})"),
             (self.prune_structure != "2:4" or self.sparsity in (0.0, 0.5),
              f"2:4 pruning always removes half the weights: use sparsity 0.5 (got {self.sparsity})"),
+            (self.per_channel or self.quant != "qat",
+             "per-tensor quantization applies to dynamic and int8; QAT learns per-channel scales: use --quant int8"),
             (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
             (self.finetune_epochs >= 1, f"finetune epochs must be >= 1 (got {self.finetune_epochs})"),
             (self.batch_size >= 1, f"batch size must be >= 1 (got {self.batch_size})"),
@@ -97,6 +106,10 @@ class CompressionConfig:
         if self.prunes:
             parts.append(f"{self.sparsity:.0%} {self.prune_scope} {self.prune_structure} {self.prune_layers}")
         parts.append(self.quant)
+        if not self.per_channel and self.quant in ("dynamic", "int8"):
+            parts.append("per-tensor")
+        if self.strip_names:
+            parts.append("stripped")
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,7 +127,8 @@ class CompressionConfig:
 _TYPES = {
     "student": (str,), "width": (int, float), "temperature": (int, float), "alpha": (int, float), "assistant": (bool,),
     "sparsity": (int, float), "prune_scope": (str,), "prune_structure": (str,), "prune_layers": (str,),
-    "quant": (str,), "epochs": (int,), "finetune_epochs": (int,), "batch_size": (int,),
+    "quant": (str,), "per_channel": (bool,), "strip_names": (bool,), "epochs": (int,), "finetune_epochs": (int,),
+    "batch_size": (int,),
     "learning_rate": (int, float), "seed": (int,),
 }
 

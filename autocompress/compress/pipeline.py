@@ -185,7 +185,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path) -> Result:
         model = _finetune(quantize.prepare_qat(model, sparse), config, context, source)
         stages.stop("quantize")
     stages.start()
-    tflite = quantize.convert(model, config.quant, dataset.x_train)
+    tflite = quantize.convert(model, config.quant, dataset.x_train, config.per_channel, config.strip_names)
     stages.stop("convert")
 
     stages.start()

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from autocompress._tf import keras, tf
+from tensorflow.lite.tools import flatbuffer_utils
 
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E501
     Default8BitOutputQuantizeConfig,
@@ -56,9 +57,12 @@ def prepare_qat(model: keras.Model, sparse: bool) -> keras.Model:
         return quant_api.quantize_apply(annotated, scheme) if scheme else quant_api.quantize_apply(annotated)
 
 
-def convert(model: keras.Model, mode: str, x_train: np.ndarray) -> bytes:
-    """The ``.tflite`` flatbuffer of ``model`` in quantization ``mode``."""
+def convert(model: keras.Model, mode: str, x_train: np.ndarray, per_channel: bool = True,
+            strip_names: bool = False) -> bytes:
+    """The ``.tflite`` flatbuffer of ``model`` in quantization ``mode``; ``per_channel = False``
+    keeps one weight scale per tensor; ``strip_names`` drops tensor names and signatures."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter._experimental_disable_per_channel = not per_channel  # the converter's only switch for it
     if mode in ("dynamic", "float16", "int8", "qat"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
@@ -69,7 +73,15 @@ def convert(model: keras.Model, mode: str, x_train: np.ndarray) -> bytes:
         converter.inference_input_type = tf.uint8
     with warnings.catch_warnings():  # the converter warns about the uint8 input's (known, 0-255) range
         warnings.simplefilter("ignore", UserWarning)
-        return converter.convert()
+        flatbuffer = converter.convert()
+    return _strip_names(flatbuffer) if strip_names else flatbuffer
+
+
+def _strip_names(flatbuffer: bytes) -> bytes:
+    """``flatbuffer`` without tensor names, subgraph names, description and signatures."""
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def input_dtype(mode: str) -> str:

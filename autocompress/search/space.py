@@ -30,6 +30,7 @@ KNOBS = {f.name for f in fields(CompressionConfig)} | {"distill"}
 ALLOWED_CHOICES = {
     "student": ARCHITECTURES, "prune_scope": SCOPES, "prune_structure": ("none", *STRUCTURES),
     "prune_layers": LAYER_SETS, "quant": QUANT_MODES, "distill": (True, False), "assistant": (True, False),
+    "per_channel": (True, False), "strip_names": (True, False),
 }
 BUILTIN_SPACES = Path(__file__).resolve().parents[2] / "studies"
 
@@ -133,7 +134,8 @@ class SearchSpace:
         knobs = {k.name: k for k in self.knobs}
         draw = lambda name: knobs[name].suggest(trial) if name in knobs else None  # noqa: E731
         values: dict[str, Any] = {}
-        for name in ("student", "width", "epochs", "finetune_epochs", "batch_size", "learning_rate", "seed", "quant"):
+        for name in ("student", "width", "epochs", "finetune_epochs", "batch_size", "learning_rate", "seed", "quant",
+                     "strip_names"):
             value = draw(name)
             if value is not None:
                 values[name] = value
@@ -141,6 +143,8 @@ class SearchSpace:
             for name in ("temperature", "alpha", "assistant"):
                 if name in knobs:
                     values[name] = draw(name)
+        if values.get("quant") in ("dynamic", "int8") and "per_channel" in knobs:
+            values["per_channel"] = draw("per_channel")
         structure = draw("prune_structure") or "none"
         if structure != "none":
             values["prune_structure"] = structure

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from autocompress import __version__
@@ -255,8 +256,13 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
     while len(finished_or_running(study)) < target:
         if deadline is not None and time.time() >= deadline:
             break
-        study.optimize(guarded, n_trials=1, catch=(Exception,), gc_after_trial=True,
-                       callbacks=[*callbacks, lambda _, trial: mine.append(trial)])
+        try:
+            study.optimize(guarded, n_trials=1, catch=(Exception,), gc_after_trial=True,
+                           callbacks=[*callbacks, lambda _, trial: mine.append(trial)])
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+            cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
+            raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
+                            "space or fix the database, then rerun the same command to resume") from error
         recent = mine[-MAX_FAILURES_IN_A_ROW:]
         if len(recent) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in recent):
             reason = recent[-1].user_attrs.get("fail_reason", "see the trials' fail reasons")
