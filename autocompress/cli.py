@@ -153,6 +153,8 @@ def search(
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     workers: int = typer.Option(1, help="Worker processes sharing the study."),
     heartbeat: int = typer.Option(30, help="Seconds between a running trial's heartbeats; a trial silent for 3 is failed and retried."),
+    multi_fidelity: bool = typer.Option(True, "--multi-fidelity/--full-fidelity",
+                                        help="Stop trials after a third of their epochs when they cannot reach the front."),
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
     quiet: bool = typer.Option(False, "--quiet", help="No live display."),
@@ -169,7 +171,8 @@ def search(
         objectives=tuple(o.strip() for o in objectives.split(",")), max_size=parse_size(max_size),
         min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
-        teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat)
+        teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat,
+        multi_fidelity=multi_fidelity)
     import optuna
     from optuna.trial import TrialState
 

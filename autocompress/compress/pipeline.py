@@ -105,7 +105,9 @@ def student_key(config: CompressionConfig, dataset: Dataset, source: Teacher | N
                   config.batch_size, config.learning_rate, config.seed)
 
 
-def train_student(config: CompressionConfig, context: Context, source: Teacher | None) -> keras.Model:
+def train_student(config: CompressionConfig, context: Context, source: Teacher | None,
+                  callbacks=()) -> keras.Model:
+    """The trained student (from the cache, or trained now with ``callbacks``)."""
     dataset = context.dataset
     path = context.cache_dir / "students" / f"{config.student}-{student_key(config, dataset, source)}.keras"
 
@@ -115,7 +117,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
         keras.utils.set_random_seed(config.seed)
         model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
         return train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
-                     **_kd_arguments(config, source))
+                     callbacks=callbacks, **_kd_arguments(config, source))
 
     return _cached_model(path, build)
 
@@ -155,9 +157,10 @@ def prune_student(student: keras.Model, config: CompressionConfig, context: Cont
     return model
 
 
-def run(config: CompressionConfig, context: Context, out_dir: Path) -> Result:
+def run(config: CompressionConfig, context: Context, out_dir: Path, student_callbacks=()) -> Result:
     """Distil, prune and quantize per ``config``; write ``model.tflite``, ``model.keras`` (the float
-    model before quantization) and ``result.json`` to ``out_dir``; measure the ``.tflite``."""
+    model before quantization) and ``result.json`` to ``out_dir``; measure the ``.tflite``.
+    ``student_callbacks`` watch the student's training (when it is not already cached)."""
     dataset = context.dataset
     out_dir = Path(out_dir)
     stages, notes = _Stages(), []
@@ -169,7 +172,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path) -> Result:
         if source.val_accuracy <= chance + 0.01:
             raise UselessTeacher(f"the teacher ({source.name}) is no better than chance ({100 * source.val_accuracy:.1f}% "
                                  f"val vs {100 * chance:.1f}%): distilling from it is pointless; train it longer")
-    model = train_student(config, context, source)
+    model = train_student(config, context, source, student_callbacks)
     stages.stop("distill")
 
     if config.prunes:

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from autocompress import __version__
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UselessTeacher, UserError
+from autocompress.search import fidelity
 from autocompress.search import storage as storage_mod
 from autocompress.search.space import SearchSpace
 
@@ -61,6 +62,7 @@ class SearchSettings:
     teacher_path: str | None = None
     teacher_epochs: int | None = None
     heartbeat: int = storage_mod.HEARTBEAT_SECONDS
+    multi_fidelity: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,6 +86,11 @@ class SearchSettings:
     @property
     def name(self) -> str:
         return self.study_name or Path(self.dataset).stem.replace(".tar", "")
+
+    @property
+    def stops_early(self) -> bool:
+        """Multi-fidelity applies when the front is (accuracy, file bytes): see :mod:`.fidelity`."""
+        return self.multi_fidelity and tuple(self.objectives) == OBJECTIVES[:2] and self.size_metric == "tflite"
 
     def location(self) -> storage_mod.StudyLocation:
         return storage_mod.locate(self.name, self.out, self.storage)
@@ -192,8 +199,12 @@ class Objective:
                 trial.set_user_attr("pruned_reason", f"weights alone need {predicted} bytes > --max-size")
                 raise optuna.TrialPruned(f"predicted size {predicted} B exceeds --max-size {self.settings.max_size} B")
         out_dir = self.location.trials_dir / f"{trial.number:05d}"
+        rung = fidelity.rung_epoch(config.epochs) if self.settings.stops_early else None
+        callbacks = [fidelity.rung_callback(rung, dataset.x_val, dataset.y_val, self._judge(trial, config))] if rung else []
         try:
-            result = pipeline.run(config, self.context, out_dir)
+            result = pipeline.run(config, self.context, out_dir, callbacks)
+        except optuna.TrialPruned:
+            raise
         except Exception as error:  # the trial fails with its reason on record; the study goes on
             reason = f"{type(error).__name__}: {error}"[:500]
             if isinstance(error, UselessTeacher):
@@ -218,6 +229,25 @@ class Objective:
                           f"{100 * result.test_accuracy:.1f}% test, {size / 1024:.1f} KB")
         values = {"accuracy": result.val_accuracy, "size": float(size), "latency": result.latency_ms}
         return tuple(values[name] for name in self.settings.objectives)
+
+
+    def _judge(self, trial: optuna.Trial, config: CompressionConfig) -> Callable[[float], None]:
+        """Stop ``trial`` at its rung when a completed trial dominates its best case."""
+
+        def judge(accuracy: float) -> None:
+            trial.set_user_attr("rung_accuracy", accuracy)
+            dataset = self.context.dataset
+            min_size = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes)
+            winner = fidelity.dominating(fidelity.history(trial.study, config.epochs, "tflite_bytes"), accuracy,
+                                         min_size)
+            if winner is not None:
+                reason = (f"multi-fidelity: {100 * accuracy:.1f}% after {fidelity.rung_epoch(config.epochs)} of "
+                          f"{config.epochs} epochs cannot beat trial {winner.number} "
+                          f"({100 * winner.val_accuracy:.1f}% at {winner.size:,.0f} B <= {min_size:,} B of weights)")
+                trial.set_user_attr("pruned_reason", reason)
+                raise optuna.TrialPruned(reason)
+
+        return judge
 
 
 def _save_note(trial: optuna.Trial, text: str) -> None:
