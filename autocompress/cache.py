@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -72,3 +72,28 @@ def content_hash(path: Path, length: int = 16) -> str:
 def key_of(*parts: object, length: int = 16) -> str:
     """A short stable hash of ``parts`` (their ``repr``)."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:length]
+
+
+def trim(folders: Iterable[Path], max_bytes: int) -> list[str]:
+    """Delete the least recently used entries below ``folders`` until they hold at most ``max_bytes``.
+
+    Files sharing a name up to the first dot (a model and its notes) go together; files being
+    written (dot-prefixed temporaries) are left alone. Returns the names removed.
+    """
+    groups: dict[Path, list[os.stat_result]] = {}
+    for folder in folders:
+        for path in Path(folder).glob("[!.]*"):
+            try:
+                groups.setdefault(path.parent / path.name.split(".")[0], []).append(path.stat())
+            except FileNotFoundError:  # another worker trimmed it meanwhile
+                continue
+    total = sum(st.st_size for stats in groups.values() for st in stats)
+    removed = []
+    for stem, stats in sorted(groups.items(), key=lambda item: max(st.st_mtime for st in item[1])):
+        if total <= max_bytes:
+            break
+        for path in stem.parent.glob(f"{stem.name}.*"):
+            path.unlink(missing_ok=True)
+        total -= sum(st.st_size for st in stats)
+        removed.append(stem.name)
+    return removed

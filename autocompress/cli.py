@@ -128,10 +128,11 @@ def parse_size(text: Optional[str]) -> Optional[int]:
         return None
     import re
 
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(B|KB|KIB|MB|MIB)?\s*", text.upper())
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(B|KB|KIB|MB|MIB|GB|GIB)?\s*", text.upper())
     if not match:
         raise UserError(f"cannot read size {text!r}; write it like 100KB, 0.5MB or 20000B")
-    factor = {"B": 1, None: 1, "KB": 1024, "KIB": 1024, "MB": 1024 ** 2, "MIB": 1024 ** 2}[match.group(2)]
+    factor = {"B": 1, None: 1, "KB": 1024, "KIB": 1024, "MB": 1024 ** 2, "MIB": 1024 ** 2,
+              "GB": 1024 ** 3, "GIB": 1024 ** 3}[match.group(2)]
     return int(float(match.group(1)) * factor)
 
 
@@ -153,6 +154,8 @@ def search(
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     workers: int = typer.Option(1, help="Worker processes sharing the study."),
     heartbeat: int = typer.Option(30, help="Seconds between a running trial's heartbeats; a trial silent for 3 is failed and retried."),
+    cache_limit: str = typer.Option("4GB", help="Bound on the trained-student and pruned-model caches "
+                                                "(least recently used files go first)."),
     multi_fidelity: bool = typer.Option(True, "--multi-fidelity/--full-fidelity",
                                         help="Stop trials after a third of their epochs when they cannot reach the front."),
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
@@ -172,7 +175,7 @@ def search(
         min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
         teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat,
-        multi_fidelity=multi_fidelity)
+        multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit))
     import optuna
     from optuna.trial import TrialState
 

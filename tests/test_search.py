@@ -12,6 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autocompress.cache import trim
 from autocompress.errors import UserError
 from autocompress.search.space import SearchSpace
 
@@ -171,6 +172,29 @@ def test_builtin_spaces_load_and_suggest_valid_configurations():
             assert config.prune_structure != "2:4" or config.sparsity == 0.5
             assert config.per_channel or config.quant in ("dynamic", "int8")
             study.tell(trial, state=TrialState.FAIL)
+
+
+def test_cache_trim_removes_least_recently_used_models_with_their_notes(tmp_path):
+    students, pruned = tmp_path / "students", tmp_path / "pruned"
+    students.mkdir(), pruned.mkdir()
+    files = {students / "old.keras": 100, pruned / "mid.keras": 100, pruned / "mid.notes.json": 10,
+             students / "new.keras": 100, students / ".new.keras.tmp123.keras": 500}  # the last: being written
+    for age, (path, size) in enumerate(reversed(files.items())):
+        path.write_bytes(b"x" * size)
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    assert trim([students, pruned], max_bytes=150) == ["old", "mid"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [".new.keras.tmp123.keras", "new.keras"]
+    assert trim([students, pruned], max_bytes=150) == []
+
+
+def test_a_search_with_a_zero_cache_limit_completes_and_keeps_no_models(bar_npz, space_file, tmp_path):
+    cache = tmp_path / "cache"
+    autocompress("search", "--dataset", str(bar_npz), "--config", str(space_file), "--cache-dir", str(cache),
+                 "--teacher-epochs", "3", "--quiet", "--trials", "2", "--out", str(tmp_path / "study"),
+                 "--cache-limit", "0B")
+    assert states(tmp_path / "study").count(TrialState.COMPLETE) == 2
+    assert not [p for p in (cache / "students").iterdir() if not p.name.startswith(".")]
+    assert (cache / "teachers").is_dir()  # teachers are not trimmed: they are few and dear
 
 
 def test_per_tensor_is_drawn_only_for_post_training_quantization():

@@ -7,6 +7,7 @@ configurations that differ only downstream (pruning, quantization) never retrain
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +78,16 @@ class _Stages:
 
 
 def _cached_model(path: Path, build) -> keras.Model:
-    """Load the model saved at ``path``, or build it with ``build()`` and save it atomically."""
+    """Load the model saved at ``path`` (marking it recently used), or build it with ``build()`` and
+    save it atomically. A file that another worker's cache trim removes meanwhile is rebuilt."""
     if path.exists():
-        return keras.models.load_model(path, compile=False)
+        try:
+            model = keras.models.load_model(path, compile=False)
+            os.utime(path)
+            return model
+        except (OSError, ValueError):
+            if path.exists():
+                raise
     model = build()
     with atomic_file(path) as tmp:
         model.save(tmp)

@@ -24,6 +24,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from autocompress import __version__
+from autocompress.cache import trim
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UselessTeacher, UserError
 from autocompress.search import fidelity
@@ -63,6 +64,7 @@ class SearchSettings:
     teacher_epochs: int | None = None
     heartbeat: int = storage_mod.HEARTBEAT_SECONDS
     multi_fidelity: bool = True
+    cache_limit: int | None = 4 * 1024 ** 3
 
     def __post_init__(self) -> None:
         checks = [
@@ -78,6 +80,7 @@ class SearchSettings:
             (self.timeout is None or self.timeout > 0, f"--timeout must be > 0 seconds (got {self.timeout})"),
             (self.workers >= 1, f"--workers must be >= 1 (got {self.workers})"),
             (self.heartbeat >= 1, f"--heartbeat must be >= 1 second (got {self.heartbeat})"),
+            (self.cache_limit is None or self.cache_limit >= 0, f"--cache-limit must be >= 0 (got {self.cache_limit})"),
         ]
         for ok, message in checks:
             if not ok:
@@ -212,6 +215,10 @@ class Objective:
                 raise optuna.TrialPruned(str(error)) from None
             trial.set_user_attr("fail_reason", reason)
             raise
+        finally:
+            if self.settings.cache_limit is not None:
+                cache_dir = Path(self.context.cache_dir)
+                trim([cache_dir / "students", cache_dir / "pruned"], self.settings.cache_limit)
         record = {key: value for key, value in result.to_dict().items() if key != "config"}
         for key, value in record.items():
             trial.set_user_attr(key, value)
