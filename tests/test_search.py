@@ -188,12 +188,12 @@ def test_cache_trim_removes_least_recently_used_models_with_their_notes(tmp_path
 
 
 def test_a_search_with_a_zero_cache_limit_completes_and_keeps_no_models(bar_npz, space_file, tmp_path):
-    cache = tmp_path / "cache"
+    cache, out = tmp_path / "cache", tmp_path / "study"
     autocompress("search", "--dataset", str(bar_npz), "--config", str(space_file), "--cache-dir", str(cache),
-                 "--teacher-epochs", "3", "--quiet", "--trials", "2", "--out", str(tmp_path / "study"),
-                 "--cache-limit", "0B")
-    assert states(tmp_path / "study").count(TrialState.COMPLETE) == 2
-    assert not [p for p in (cache / "students").iterdir() if not p.name.startswith(".")]
+                 "--teacher-epochs", "3", "--quiet", "--trials", "2", "--out", str(out), "--cache-limit", "0B")
+    assert states(out).count(TrialState.COMPLETE) == 2
+    assert (out / "cache" / "students").is_dir() and not (cache / "students").exists()  # models live with the study
+    assert not [p for p in (out / "cache" / "students").iterdir() if not p.name.startswith(".")]
     assert (cache / "teachers").is_dir()  # teachers are not trimmed: they are few and dear
 
 

@@ -30,16 +30,22 @@ PAPER_ASSISTANTS = {"paper-mnist-student": "paper-mnist-assistant", "paper-cifar
 
 @dataclass(eq=False)
 class Context:
-    """What a configuration does not choose: the data, the cache and the (lazily loaded) teacher.
+    """What a configuration does not choose: the data, the caches and the (lazily loaded) teacher.
 
     ``teacher`` is a :class:`Teacher` or a zero-argument callable returning one (trained or
-    loaded only when a configuration distils).
+    loaded only when a configuration distils). Teachers live in ``cache_dir``; trained students
+    and pruned models in ``models_dir`` (a study's own folder), else in ``cache_dir`` too.
     """
 
     dataset: Dataset
     cache_dir: Path
     teacher: Teacher | object | None = None
+    models_dir: Path | None = None
     _assistants: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def model_cache(self) -> Path:
+        return Path(self.models_dir or self.cache_dir)
 
     def get_teacher(self) -> Teacher:
         if self.teacher is None:
@@ -117,7 +123,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
                   callbacks=()) -> keras.Model:
     """The trained student (from the cache, or trained now with ``callbacks``)."""
     dataset = context.dataset
-    path = context.cache_dir / "students" / f"{config.student}-{student_key(config, dataset, source)}.keras"
+    path = context.model_cache / "students" / f"{config.student}-{student_key(config, dataset, source)}.keras"
 
     def build():
         from autocompress.models import build_model
@@ -144,7 +150,7 @@ def prune_student(student: keras.Model, config: CompressionConfig, context: Cont
     dataset = context.dataset
     prune_key = key_of(key, config.sparsity, config.prune_scope, config.prune_structure, config.prune_layers,
                        config.finetune_epochs)
-    path = context.cache_dir / "pruned" / f"{config.student}-{prune_key}.keras"
+    path = context.model_cache / "pruned" / f"{config.student}-{prune_key}.keras"
     notes_path = path.with_suffix(".notes.json")
 
     def build():

@@ -217,8 +217,8 @@ class Objective:
             raise
         finally:
             if self.settings.cache_limit is not None:
-                cache_dir = Path(self.context.cache_dir)
-                trim([cache_dir / "students", cache_dir / "pruned"], self.settings.cache_limit)
+                models = self.context.model_cache
+                trim([models / "students", models / "pruned"], self.settings.cache_limit)
         record = {key: value for key, value in result.to_dict().items() if key != "config"}
         for key, value in record.items():
             trial.set_user_attr(key, value)
@@ -328,6 +328,7 @@ def prepare(settings: SearchSettings):
     study, space = create_or_resume(settings, dataset.name)
     context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
                            teacher_path=settings.teacher_path)
+    context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
     return study, space, context
 
 
