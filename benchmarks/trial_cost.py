@@ -1,0 +1,83 @@
+"""Trial cost: each stage's seconds, and the overhead ratio against plain tf_keras training.
+
+    python benchmarks/trial_cost.py --dataset fashion_mnist --data-dir ../shared/datasets
+    python benchmarks/trial_cost.py --quick     # tiny generated data, 3 epochs
+
+For each configuration, one trial runs through the real pipeline with an empty model cache
+(so the student is trained), then the same student trains with plain ``model.fit`` (Adam,
+sparse cross-entropy, same epochs and batch size, no augmentation) in the same process.
+The overhead ratio is the trial's wall time over the plain training's. Target <= 1.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autocompress._tf import keras
+from autocompress.api import make_context
+from autocompress.compress import pipeline
+from autocompress.compress.config import CompressionConfig
+from autocompress.data import load_dataset
+from autocompress.models import build_model
+
+CONFIGS = [
+    dict(student="dscnn", width=0.5, quant="int8", per_channel=False, strip_names=True),
+    dict(student="cnn", width=0.25, quant="int8"),
+    dict(student="cnn", width=0.5, quant="dynamic"),
+]
+
+
+def plain_fit_seconds(config: CompressionConfig, dataset) -> float:
+    keras.backend.clear_session()
+    model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
+    model.compile(keras.optimizers.Adam(config.learning_rate),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    started = time.perf_counter()
+    model.fit(dataset.x_train, dataset.y_train, batch_size=config.batch_size, epochs=config.epochs, verbose=0)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--data-dir", default="../shared/datasets")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="tiny generated data, 3 epochs")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="trial-cost-"))
+    if args.quick:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from helpers import write_bar_npz
+
+        args.dataset, args.epochs, args.batch_size = str(write_bar_npz(work / "bars.npz")), 3, 32
+    started = time.perf_counter()
+    dataset = load_dataset(args.dataset, args.data_dir)
+    data_seconds = time.perf_counter() - started
+
+    print(f"data loaded in {data_seconds:.1f} s\n")
+    print("| configuration | trial wall s | distill | prune | quantize | convert | measure | plain fit s | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ratios = []
+    for i, overrides in enumerate(CONFIGS):
+        config = CompressionConfig(**overrides, epochs=args.epochs, batch_size=args.batch_size)
+        keras.backend.clear_session()
+        context = make_context(dataset, work / f"cache{i}")
+        started = time.perf_counter()
+        result = pipeline.run(config, context, work / f"trial{i}")
+        trial_seconds = time.perf_counter() - started
+        plain = plain_fit_seconds(config, dataset)
+        ratios.append(trial_seconds / plain)
+        stage = lambda name: f"{result.stage_seconds.get(name, 0.0):.1f}"  # noqa: E731
+        print(f"| `{config.label()}` | {trial_seconds:.1f} | {stage('distill')} | {stage('prune')} | "
+              f"{stage('quantize')} | {stage('convert')} | {stage('measure')} | {plain:.1f} | {ratios[-1]:.2f} |")
+    print(f"\nmedian overhead ratio: {statistics.median(ratios):.2f} (target <= 1.15)")
+
+
+if __name__ == "__main__":
+    main()
