@@ -105,6 +105,14 @@ def test_int8_models_hold_int8_tensors_and_float16_halves_the_file(run):
     assert int8_result.tflite_bytes < 0.4 * float_result.tflite_bytes
 
 
+def test_a_second_run_reuses_the_cached_student_and_pruned_model(context, tmp_path):
+    config = CompressionConfig(**{**BASE, "seed": 11, "sparsity": 0.3, "prune_structure": "channel"})
+    first = pipeline.run(config, context, tmp_path / "first")
+    second = pipeline.run(config, context, tmp_path / "second")
+    assert first.reused == () and second.reused == ("student", "pruned model")
+    assert second.val_accuracy == first.val_accuracy and second.tflite_bytes == first.tflite_bytes
+
+
 def test_per_tensor_int8_keeps_one_scale_per_weight_tensor_and_shrinks_the_file(run):
     per_channel, per_tensor = run(quant="int8"), run(quant="int8", per_channel=False)
     scales = lambda path: [len(d["quantization_parameters"]["scales"])  # noqa: E731

@@ -165,6 +165,7 @@ class Result:
     keras_path: str
     teacher: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reused: tuple[str, ...] = field(default_factory=tuple)  # cached models this run loaded instead of training
 
     @property
     def efficiency(self) -> float:

@@ -83,13 +83,15 @@ class _Stages:
         self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - self._started, 3)
 
 
-def _cached_model(path: Path, build) -> keras.Model:
-    """Load the model saved at ``path`` (marking it recently used), or build it with ``build()`` and
-    save it atomically. A file that another worker's cache trim removes meanwhile is rebuilt."""
+def _cached_model(path: Path, build, reused: list[str], what: str) -> keras.Model:
+    """Load the model saved at ``path`` (marking it recently used, adding ``what`` to ``reused``), or
+    build it with ``build()`` and save it atomically. A file that another worker's cache trim
+    removes meanwhile is rebuilt."""
     if path.exists():
         try:
             model = keras.models.load_model(path, compile=False)
             os.utime(path)
+            reused.append(what)
             return model
         except (OSError, ValueError):
             if path.exists():
@@ -120,7 +122,7 @@ def student_key(config: CompressionConfig, dataset: Dataset, source: Teacher | N
 
 
 def train_student(config: CompressionConfig, context: Context, source: Teacher | None,
-                  callbacks=()) -> keras.Model:
+                  callbacks=(), reused: list[str] | None = None) -> keras.Model:
     """The trained student (from the cache, or trained now with ``callbacks``)."""
     dataset = context.dataset
     path = context.model_cache / "students" / f"{config.student}-{student_key(config, dataset, source)}.keras"
@@ -133,7 +135,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
         return train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
                      callbacks=callbacks, **_kd_arguments(config, source))
 
-    return _cached_model(path, build)
+    return _cached_model(path, build, [] if reused is None else reused, "student")
 
 
 def _finetune(model: keras.Model, config: CompressionConfig, context: Context, source: Teacher | None,
@@ -145,7 +147,7 @@ def _finetune(model: keras.Model, config: CompressionConfig, context: Context, s
 
 
 def prune_student(student: keras.Model, config: CompressionConfig, context: Context, source: Teacher | None,
-                  key: str, notes: list[str]) -> keras.Model:
+                  key: str, notes: list[str], reused: list[str] | None = None) -> keras.Model:
     """Prune and fine-tune ``student`` (cached by the student's key and the pruning choices)."""
     dataset = context.dataset
     prune_key = key_of(key, config.sparsity, config.prune_scope, config.prune_structure, config.prune_layers,
@@ -165,7 +167,7 @@ def prune_student(student: keras.Model, config: CompressionConfig, context: Cont
             tmp.write_text(json.dumps(notes))
         return prune.sparsity_api.strip_pruning(wrapped)
 
-    model = _cached_model(path, build)
+    model = _cached_model(path, build, [] if reused is None else reused, "pruned model")
     if notes_path.exists() and not notes:
         notes.extend(json.loads(notes_path.read_text()))
     return model
@@ -177,7 +179,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
     ``student_callbacks`` watch the student's training (when it is not already cached)."""
     dataset = context.dataset
     out_dir = Path(out_dir)
-    stages, notes = _Stages(), []
+    stages, notes, reused = _Stages(), [], []
 
     stages.start()
     source = context.knowledge_source(config) if config.distills else None
@@ -186,12 +188,12 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
         if source.val_accuracy <= chance + 0.01:
             raise UselessTeacher(f"the teacher ({source.name}) is no better than chance ({100 * source.val_accuracy:.1f}% "
                                  f"val vs {100 * chance:.1f}%): distilling from it is pointless; train it longer")
-    model = train_student(config, context, source, student_callbacks)
+    model = train_student(config, context, source, student_callbacks, reused)
     stages.stop("distill")
 
     if config.prunes:
         stages.start()
-        model = prune_student(model, config, context, source, student_key(config, dataset, source), notes)
+        model = prune_student(model, config, context, source, student_key(config, dataset, source), notes, reused)
         stages.stop("prune")
 
     sparsity = prune.measure_sparsity(model)
@@ -227,7 +229,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
         stage_seconds=stages.seconds,
         input_contract=InputContract(shape=(1, *dataset.input_shape), dtype=quantize.input_dtype(config.quant)),
         tflite_path=str(tflite_path), keras_path=str(out_dir / "model.keras"),
-        teacher=source.name if source else None, notes=tuple(notes),
+        teacher=source.name if source else None, notes=tuple(notes), reused=tuple(reused),
     )
     with atomic_file(out_dir / "result.json") as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
