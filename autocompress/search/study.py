@@ -203,7 +203,8 @@ class Objective:
                 raise optuna.TrialPruned(f"predicted size {predicted} B exceeds --max-size {self.settings.max_size} B")
         out_dir = self.location.trials_dir / f"{trial.number:05d}"
         rung = fidelity.rung_epoch(config.epochs) if self.settings.stops_early else None
-        callbacks = [fidelity.rung_callback(rung, dataset.x_val, dataset.y_val, self._judge(trial, config))] if rung else []
+        callbacks = [fidelity.rung_callback(rung, dataset.x_val, dataset.y_val, self._judge(trial, config))
+                     ] if rung else []
         try:
             result = pipeline.run(config, self.context, out_dir, callbacks)
         except optuna.TrialPruned:
@@ -236,7 +237,6 @@ class Objective:
                           f"{100 * result.test_accuracy:.1f}% test, {size / 1024:.1f} KB")
         values = {"accuracy": result.val_accuracy, "size": float(size), "latency": result.latency_ms}
         return tuple(values[name] for name in self.settings.objectives)
-
 
     def _judge(self, trial: optuna.Trial, config: CompressionConfig) -> Callable[[float], None]:
         """Stop ``trial`` at its rung when a completed trial dominates its best case."""
