@@ -22,6 +22,8 @@ from optuna.trial import TrialState
 
 from autocompress.search.storage import load_study
 
+QUICK_SPACE = Path(__file__).resolve().parent / "quick_space.toml"
+
 
 def search(args, cache: str, out: Path, *limit: str) -> tuple[float, int]:
     started = time.perf_counter()
@@ -50,10 +52,10 @@ def main() -> None:
         from helpers import write_bar_npz
 
         args.dataset, args.trials = str(write_bar_npz(work / "bars.npz")), 12
-        args.extra = ["--epochs", "2", "--teacher-epochs", "3"]
+        args.extra = ["--epochs", "3", "--teacher-epochs", "3", "--config", str(QUICK_SPACE)]
     cache = args.cache_dir or str(work / "cache")
     subprocess.run([sys.executable, "-m", "autocompress", "teacher", "--dataset", args.dataset, "--data-dir",
-                    args.data_dir, "--cache-dir", cache, *args.extra[2:]], check=True, capture_output=True)
+                    args.data_dir, "--cache-dir", cache, *args.extra[:2]], check=True, capture_output=True)
     with_caches, reused = search(args, cache, work / "with")
     without, _ = search(args, cache, work / "without", "--cache-limit", "0B")
     print(f"{args.trials} trials: with caches {with_caches:.0f} s ({reused} trials trained no student), "

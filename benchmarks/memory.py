@@ -1,0 +1,85 @@
+"""Memory: peak resident memory of a search, and its trend over the trials.
+
+    python benchmarks/memory.py --dataset cifar10 --data-dir ../shared/datasets --trials 20
+    python benchmarks/memory.py --quick      # tiny generated data, 8 trials
+
+Runs ``autocompress search`` (one worker) and samples the resident memory (VmRSS) of it and
+its children every second. Prints the peak, the memory when each trial ended, and the slope
+of a least-squares line through those (MB per trial): no growth means a slope near 0.
+Target: peak <= 3 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from optuna.trial import TrialState
+
+from autocompress.search.storage import load_study
+
+QUICK_SPACE = Path(__file__).resolve().parent / "quick_space.toml"
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, in MB."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--data-dir", default="../shared/datasets")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--quick", action="store_true", help="tiny generated data, 8 trials")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="memory-"))
+    extra = []
+    if args.quick:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from helpers import write_bar_npz
+
+        args.dataset, args.trials = str(write_bar_npz(work / "bars.npz")), 8
+        extra = ["--teacher-epochs", "3", "--config", str(QUICK_SPACE)]
+    cache = ["--cache-dir", args.cache_dir] if args.cache_dir else ["--cache-dir", str(work / "cache")]
+    process = subprocess.Popen([sys.executable, "-m", "autocompress", "search", "--dataset", args.dataset,
+                                "--data-dir", args.data_dir, *cache, "--trials", str(args.trials), "--study-name",
+                                "memory", "--out", str(work / "study"), "--quiet", *extra],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples: list[tuple[float, float]] = []
+    while process.poll() is None:
+        samples.append((time.time(), tree_rss_mb(process.pid)))
+        time.sleep(1.0)
+    if process.returncode != 0:
+        raise SystemExit(f"search failed:\n{process.stderr.read()[-3000:]}")
+
+    study, _ = load_study("memory", work / "study")
+    ends = sorted(t.datetime_complete.timestamp() for t in study.get_trials(deepcopy=False)
+                  if t.state != TrialState.RUNNING and t.datetime_complete)
+    at_end = [[mb for when, mb in samples if when <= end][-1] for end in ends if end >= samples[0][0]]
+    slope = float(np.polyfit(np.arange(len(at_end)), at_end, 1)[0]) if len(at_end) >= 2 else float("nan")
+    print(f"{len(ends)} trials, {len(samples)} samples; peak {max(mb for _, mb in samples):.0f} MB (target <= 3072); "
+          f"slope over trials {slope:+.1f} MB/trial")
+    print("resident MB when each trial ended: " + ", ".join(f"{mb:.0f}" for mb in at_end))
+    print(f"started {datetime.fromtimestamp(samples[0][0]):%H:%M:%S}, ended {datetime.fromtimestamp(samples[-1][0]):%H:%M:%S}")
+
+
+if __name__ == "__main__":
+    main()
