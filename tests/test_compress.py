@@ -180,6 +180,13 @@ def test_stages_not_asked_for_are_skipped(run):
     assert result.teacher is None and result.sparsity == 0.0
 
 
+def test_labels_read_like_the_configuration():
+    assert CompressionConfig(width=0.5, alpha=0.3, sparsity=0.6, prune_scope="global", prune_structure="channel",
+                             quant="int8", per_channel=False, strip_names=True).label() == \
+        "cnn w0.50 T4 a0.3 60% global channel conv int8 per-tensor stripped"
+    assert CompressionConfig(student="paper-mnist-student", quant="dynamic").label() == "paper-mnist-student dynamic"
+
+
 @pytest.mark.parametrize("overrides, message", [
     (dict(sparsity=1.0), "sparsity must be in"),
     (dict(sparsity=-0.1), "sparsity must be in"),

@@ -100,7 +100,8 @@ class CompressionConfig:
 
     def label(self) -> str:
         """A short readable name, e.g. ``cnn w0.50 T4 a0.3 60% global channel int8``."""
-        parts = [f"{self.student} w{self.width:.2f}"]
+        fixed = self.student.startswith("paper-")  # the paper's presets ignore the width
+        parts = [self.student if fixed else f"{self.student} w{self.width:.2f}"]
         if self.distills:
             parts.append(f"T{self.temperature:g} a{self.alpha:.2g}" + (" +TA" if self.assistant else ""))
         if self.prunes:
