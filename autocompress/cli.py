@@ -87,7 +87,7 @@ def compress(
     prune_layers: str = typer.Option("conv", help="conv, dense or all."),
     quant: str = typer.Option("none", help="none, dynamic, float16, int8 or qat."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor",
-                                     help="int8 weight scales per output channel, or one per tensor (dynamic, int8)."),
+                                     help="int8 weight scales per output channel, or one per tensor (int8 PTQ only)."),
     strip_names: bool = typer.Option(False, "--strip-names/--keep-names",
                                      help="Drop tensor names and signatures from the .tflite (smaller; TFLite Micro)."),
     epochs: int = typer.Option(10, help="Student training epochs."),

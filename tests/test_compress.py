@@ -196,6 +196,7 @@ def test_labels_read_like_the_configuration():
     (dict(quant="int4"), "quant must be one of"),
     (dict(prune_scope="row"), "prune scope"),
     (dict(quant="qat", per_channel=False), "QAT learns per-channel scales"),
+    (dict(quant="dynamic", per_channel=False), "per-tensor scales apply to int8 PTQ only"),
 ])
 def test_invalid_configurations_fail_before_any_training(overrides, message):
     with pytest.raises(UserError, match=message):

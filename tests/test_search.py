@@ -170,7 +170,7 @@ def test_builtin_spaces_load_and_suggest_valid_configurations():
             trial = study.ask()
             config = space.suggest(trial)
             assert config.prune_structure != "2:4" or config.sparsity == 0.5
-            assert config.per_channel or config.quant in ("dynamic", "int8")
+            assert config.per_channel or config.quant == "int8"
             study.tell(trial, state=TrialState.FAIL)
 
 
@@ -197,8 +197,8 @@ def test_a_search_with_a_zero_cache_limit_completes_and_keeps_no_models(bar_npz,
     assert (cache / "teachers").is_dir()  # teachers are not trimmed: they are few and dear
 
 
-def test_per_tensor_is_drawn_only_for_post_training_quantization():
-    space = SearchSpace.from_dict({"quant": ["int8", "qat", "float16"], "per_channel": [True, False]})
+def test_per_tensor_is_drawn_only_for_int8_ptq():
+    space = SearchSpace.from_dict({"quant": ["int8", "qat", "float16", "dynamic"], "per_channel": [True, False]})
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(0))
     seen = set()
     for _ in range(40):
@@ -207,7 +207,7 @@ def test_per_tensor_is_drawn_only_for_post_training_quantization():
         seen.add((config.quant, config.per_channel))
         assert ("per_channel" in trial.params) == (config.quant == "int8")
         study.tell(trial, state=TrialState.FAIL)
-    assert seen == {("int8", True), ("int8", False), ("qat", True), ("float16", True)}
+    assert seen == {("int8", True), ("int8", False), ("qat", True), ("float16", True), ("dynamic", True)}
 
 
 def test_a_seeded_single_worker_study_suggests_the_same_parameters():

@@ -143,7 +143,7 @@ class SearchSpace:
             for name in ("temperature", "alpha", "assistant"):
                 if name in knobs:
                     values[name] = draw(name)
-        if values.get("quant") in ("dynamic", "int8") and "per_channel" in knobs:
+        if values.get("quant") == "int8" and "per_channel" in knobs:
             values["per_channel"] = draw("per_channel")
         structure = draw("prune_structure") or "none"
         if structure != "none":
