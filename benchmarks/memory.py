@@ -11,10 +11,7 @@ Target: peak <= 3 GB.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
-import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,8 +20,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from autocompress.search.storage import load_study
-
-QUICK_SPACE = Path(__file__).resolve().parent / "quick_space.toml"
+from search_setup import parser, prepare
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -43,25 +39,13 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="cifar10")
-    parser.add_argument("--data-dir", default="../shared/datasets")
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--quick", action="store_true", help="tiny generated data, 8 trials")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="memory-"))
-    extra = []
-    if args.quick:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from helpers import write_bar_npz
-
-        args.dataset, args.trials = str(write_bar_npz(work / "bars.npz")), 8
-        extra = ["--teacher-epochs", "3", "--config", str(QUICK_SPACE)]
-    cache = ["--cache-dir", args.cache_dir] if args.cache_dir else ["--cache-dir", str(work / "cache")]
-    process = subprocess.Popen([sys.executable, "-m", "autocompress", "search", "--dataset", args.dataset,
-                                "--data-dir", args.data_dir, *cache, "--trials", str(args.trials), "--study-name",
-                                "memory", "--out", str(work / "study"), "--quiet", *extra],
+    options = parser(__doc__.splitlines()[0], "cifar10", "tiny generated data, 8 trials")
+    options.add_argument("--trials", type=int, default=20)
+    args = options.parse_args()
+    setup = prepare(args, "memory")
+    trials = 8 if args.quick else args.trials
+    process = subprocess.Popen(setup.search("--trials", str(trials), "--study-name", "memory", "--out",
+                                            str(setup.work / "study")),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples: list[tuple[float, float]] = []
     while process.poll() is None:
@@ -70,7 +54,7 @@ def main() -> None:
     if process.returncode != 0:
         raise SystemExit(f"search failed:\n{process.stderr.read()[-3000:]}")
 
-    study, _ = load_study("memory", work / "study")
+    study, _ = load_study("memory", setup.work / "study")
     ends = sorted(t.datetime_complete.timestamp() for t in study.get_trials(deepcopy=False)
                   if t.state != TrialState.RUNNING and t.datetime_complete)
     at_end = [[mb for when, mb in samples if when <= end][-1] for end in ends if end >= samples[0][0]]
