@@ -39,12 +39,9 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def main() -> None:
-    options = parser(__doc__.splitlines()[0], "cifar10", "tiny generated data, 8 trials")
-    options.add_argument("--trials", type=int, default=20)
-    args = options.parse_args()
-    setup = prepare(args, "memory")
-    trials = 8 if args.quick else args.trials
-    process = subprocess.Popen(setup.search("--trials", str(trials), "--study-name", "memory", "--out",
+    args = parser(__doc__.splitlines()[0], "cifar10", "tiny generated data, 8 trials", trials=20).parse_args()
+    setup = prepare(args, "memory", quick_trials=8)
+    process = subprocess.Popen(setup.search("--trials", str(setup.trials), "--study-name", "memory", "--out",
                                             str(setup.work / "study")),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples: list[tuple[float, float]] = []
@@ -62,7 +59,8 @@ def main() -> None:
     print(f"{len(ends)} trials, {len(samples)} samples; peak {max(mb for _, mb in samples):.0f} MB (target <= 3072); "
           f"slope over trials {slope:+.1f} MB/trial")
     print("resident MB when each trial ended: " + ", ".join(f"{mb:.0f}" for mb in at_end))
-    print(f"started {datetime.fromtimestamp(samples[0][0]):%H:%M:%S}, ended {datetime.fromtimestamp(samples[-1][0]):%H:%M:%S}")
+    started, ended = (datetime.fromtimestamp(samples[i][0]) for i in (0, -1))
+    print(f"started {started:%H:%M:%S}, ended {ended:%H:%M:%S}")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from autocompress.search.storage import load_study
 from search_setup import Setup, parser, prepare
 
 
-def search(setup: Setup, trials: int, out: Path, *limit: str) -> tuple[float, int]:
+def search(setup: Setup, out: Path, *limit: str) -> tuple[float, int]:
     started = time.perf_counter()
-    subprocess.run(setup.search("--sampler", "random", "--seed", "0", "--full-fidelity", "--trials", str(trials),
+    subprocess.run(setup.search("--sampler", "random", "--seed", "0", "--full-fidelity",
+                                "--trials", str(setup.trials),
                                 "--study-name", "reuse", "--out", str(out), *limit), check=True, capture_output=True)
     study, _ = load_study("reuse", out)
     trials_done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -32,14 +33,11 @@ def search(setup: Setup, trials: int, out: Path, *limit: str) -> tuple[float, in
 
 
 def main() -> None:
-    options = parser(__doc__.splitlines()[0], "fashion_mnist", "tiny generated data, 12 trials")
-    options.add_argument("--trials", type=int, default=100)
-    args = options.parse_args()
-    setup = prepare(args, "reuse")
-    trials = 12 if args.quick else args.trials
-    with_caches, reused = search(setup, trials, setup.work / "with")
-    without, _ = search(setup, trials, setup.work / "without", "--cache-limit", "0B")
-    print(f"{trials} trials: with caches {with_caches:.0f} s ({reused} trials trained no student), "
+    args = parser(__doc__.splitlines()[0], "fashion_mnist", "tiny generated data, 12 trials", trials=100).parse_args()
+    setup = prepare(args, "reuse", quick_trials=12)
+    with_caches, reused = search(setup, setup.work / "with")
+    without, _ = search(setup, setup.work / "without", "--cache-limit", "0B")
+    print(f"{setup.trials} trials: with caches {with_caches:.0f} s ({reused} trials trained no student), "
           f"without {without:.0f} s; ratio {with_caches / without:.2f} (target <= 0.4)")
 
 

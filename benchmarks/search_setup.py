@@ -23,6 +23,7 @@ class Setup:
     cache: str
     work: Path
     search_args: tuple[str, ...]
+    trials: int | None  # --trials, or the quick mode's count
 
     def search(self, *args: str) -> list[str]:
         """The ``autocompress search`` command line with this set-up's options and ``args``."""
@@ -30,8 +31,11 @@ class Setup:
                 self.data_dir, "--cache-dir", self.cache, "--quiet", *self.search_args, *args]
 
 
-def parser(description: str, dataset: str, quick_help: str) -> argparse.ArgumentParser:
+def parser(description: str, dataset: str, quick_help: str, trials: int | None = None) -> argparse.ArgumentParser:
+    """The shared options, and ``--trials`` (default ``trials``) when a benchmark counts trials."""
     options = argparse.ArgumentParser(description=description)
+    if trials is not None:
+        options.add_argument("--trials", type=int, default=trials)
     options.add_argument("--dataset", default=dataset)
     options.add_argument("--data-dir", default="../shared/datasets")
     options.add_argument("--cache-dir", default=None)
@@ -39,7 +43,7 @@ def parser(description: str, dataset: str, quick_help: str) -> argparse.Argument
     return options
 
 
-def prepare(args: argparse.Namespace, name: str) -> Setup:
+def prepare(args: argparse.Namespace, name: str, quick_trials: int | None = None) -> Setup:
     """A work folder, the quick data if asked, and the teacher trained (or loaded) once."""
     work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     dataset, search_args, teacher_args = args.dataset, (), []
@@ -52,4 +56,5 @@ def prepare(args: argparse.Namespace, name: str) -> Setup:
     cache = args.cache_dir or str(work / "cache")
     subprocess.run([sys.executable, "-m", "autocompress", "teacher", "--dataset", dataset, "--data-dir",
                     args.data_dir, "--cache-dir", cache, *teacher_args], check=True, capture_output=True)
-    return Setup(dataset, args.data_dir, cache, work, search_args)
+    trials = quick_trials if args.quick else getattr(args, "trials", None)
+    return Setup(dataset, args.data_dir, cache, work, search_args, trials)

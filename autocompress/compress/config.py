@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from autocompress.errors import UserError
-from autocompress.models import ARCHITECTURES
+from autocompress.models import ARCHITECTURES, FAMILIES
 
 PruneScope = Literal["global", "local"]
 PruneStructure = Literal["unstructured", "2:4", "channel"]
@@ -102,8 +102,8 @@ class CompressionConfig:
 
     def label(self) -> str:
         """A short readable name, e.g. ``cnn w0.50 T4 a0.3 60% global channel int8``."""
-        fixed = self.student.startswith("paper-")  # the paper's presets ignore the width
-        parts = [self.student if fixed else f"{self.student} w{self.width:.2f}"]
+        # the width scales the families; the paper's presets are fixed
+        parts = [f"{self.student} w{self.width:.2f}" if self.student in FAMILIES else self.student]
         if self.distills:
             parts.append(f"T{self.temperature:g} a{self.alpha:.2g}" + (" +TA" if self.assistant else ""))
         if self.prunes:

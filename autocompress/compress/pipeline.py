@@ -122,7 +122,7 @@ def student_key(config: CompressionConfig, dataset: Dataset, source: Teacher | N
 
 
 def train_student(config: CompressionConfig, context: Context, source: Teacher | None,
-                  callbacks=(), reused: list[str] | None = None) -> keras.Model:
+                  callbacks, reused: list[str]) -> keras.Model:
     """The trained student (from the cache, or trained now with ``callbacks``)."""
     dataset = context.dataset
     path = context.model_cache / "students" / f"{config.student}-{student_key(config, dataset, source)}.keras"
@@ -135,7 +135,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
         return train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
                      callbacks=callbacks, **_kd_arguments(config, source))
 
-    return _cached_model(path, build, [] if reused is None else reused, "student")
+    return _cached_model(path, build, reused, "student")
 
 
 def _finetune(model: keras.Model, config: CompressionConfig, context: Context, source: Teacher | None,
@@ -147,7 +147,7 @@ def _finetune(model: keras.Model, config: CompressionConfig, context: Context, s
 
 
 def prune_student(student: keras.Model, config: CompressionConfig, context: Context, source: Teacher | None,
-                  key: str, notes: list[str], reused: list[str] | None = None) -> keras.Model:
+                  key: str, notes: list[str], reused: list[str]) -> keras.Model:
     """Prune and fine-tune ``student`` (cached by the student's key and the pruning choices)."""
     dataset = context.dataset
     prune_key = key_of(key, config.sparsity, config.prune_scope, config.prune_structure, config.prune_layers,
@@ -167,7 +167,7 @@ def prune_student(student: keras.Model, config: CompressionConfig, context: Cont
             tmp.write_text(json.dumps(notes))
         return prune.sparsity_api.strip_pruning(wrapped)
 
-    model = _cached_model(path, build, [] if reused is None else reused, "pruned model")
+    model = _cached_model(path, build, reused, "pruned model")
     if notes_path.exists() and not notes:
         notes.extend(json.loads(notes_path.read_text()))
     return model

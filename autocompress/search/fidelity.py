@@ -41,13 +41,13 @@ class Outcome:
     size: float
 
 
-def history(study: optuna.Study, epochs: int, size_key: str) -> list[Outcome]:
-    """The completed trials that trained a student for ``epochs`` and passed a rung."""
+def history(study: optuna.Study, epochs: int) -> list[Outcome]:
+    """The completed trials that trained a student for ``epochs`` and passed a rung (size: .tflite bytes)."""
     outcomes = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         if "rung_accuracy" in attrs and attrs.get("config", {}).get("epochs") == epochs:
-            outcomes.append(Outcome(trial.number, attrs["rung_accuracy"], attrs["val_accuracy"], attrs[size_key]))
+            outcomes.append(Outcome(trial.number, attrs["rung_accuracy"], attrs["val_accuracy"], attrs["tflite_bytes"]))
     return outcomes
 
 

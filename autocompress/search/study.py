@@ -8,6 +8,7 @@ resumed; failed trials do not count and are retried.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -158,7 +159,8 @@ def create_or_resume(settings: SearchSettings, dataset_name: str) -> tuple[optun
     return study, space
 
 
-def predicted_weight_bytes(config: CompressionConfig, input_shape, num_classes: int) -> int:
+@functools.lru_cache(maxsize=64)  # the --max-size check and the multi-fidelity rung both ask, per trial
+def predicted_weight_bytes(config: CompressionConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
     """A lower bound on the ``.tflite`` size: the weights alone, after channel pruning, at the quantized width."""
     from autocompress.compress.prune import prune_channels
     from autocompress.models import build_model
@@ -245,7 +247,7 @@ class Objective:
             trial.set_user_attr("rung_accuracy", accuracy)
             dataset = self.context.dataset
             min_size = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes)
-            winner = fidelity.dominating(fidelity.history(trial.study, config.epochs, "tflite_bytes"), accuracy,
+            winner = fidelity.dominating(fidelity.history(trial.study, config.epochs), accuracy,
                                          min_size)
             if winner is not None:
                 reason = (f"multi-fidelity: {100 * accuracy:.1f}% after {fidelity.rung_epoch(config.epochs)} of "
