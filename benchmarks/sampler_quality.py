@@ -1,6 +1,8 @@
 """Search quality per hour: the front's hypervolume after equal wall time, per sampler and seed.
 
     python benchmarks/sampler_quality.py --dataset fashion_mnist --data-dir ../shared/datasets --minutes 60
+    python benchmarks/sampler_quality.py --cache-dir ~/.cache/autocompress --epochs 3 --minutes 10 \
+        --reference-kb 64     # the run in docs/BENCHMARKS.md: cached teacher, 3-epoch trials
     python benchmarks/sampler_quality.py --quick      # tiny generated data, 1 minute per run
 
 Each run is ``autocompress search ... --sampler S --seed N --timeout T`` in its own study folder
