@@ -187,10 +187,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial):
         from optuna.artifacts import upload_artifact
 
-        from autocompress._tf import keras
         from autocompress.compress import pipeline
 
-        keras.backend.clear_session()
         release_memory()
         config = self.space.suggest(trial)
         if self.settings.epochs is not None:
@@ -263,8 +261,11 @@ class Objective:
 
 
 def release_memory() -> None:
-    """Free the last trial's objects and hand the freed heap back to the OS: without the trim,
-    glibc keeps it and a long search's resident memory creeps up from trial to trial."""
+    """Free the last trial's models and objects and hand the freed heap back to the OS (glibc
+    keeps freed pages otherwise). docs/BENCHMARKS.md: memory still grows across trials."""
+    from autocompress._tf import keras
+
+    keras.backend.clear_session()
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -309,7 +310,7 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
         if deadline is not None and time.time() >= deadline:
             break
         try:
-            study.optimize(guarded, n_trials=1, catch=(Exception,), gc_after_trial=True,
+            study.optimize(guarded, n_trials=1, catch=(Exception,),
                            callbacks=[*callbacks, lambda _, trial: mine.append(trial)])
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
             cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
