@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 import warnings
@@ -16,6 +17,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from autocompress.errors import UserError
 
 HEARTBEAT_SECONDS = 30
+_SCHEMA_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,27 @@ def open_storage(location: StudyLocation, heartbeat: int = HEARTBEAT_SECONDS) ->
                         "or a journal file path")
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(3):  # workers starting together race to create the schema: the loser retries
+    for attempt in range(_SCHEMA_ATTEMPTS):
         try:
             return _rdb_storage(url, heartbeat)
         except ImportError:
             raise UserError(f"storage {url.split('://')[0]} needs its database driver; for PostgreSQL "
                             "pip install 'autocompress[postgres]' (psycopg)") from None
         except Exception as error:  # sqlalchemy's many connection errors
-            if attempt < 2 and "IntegrityError" in type(error).__name__ + str(error):
-                time.sleep(1.0 + attempt)
+            if attempt < _SCHEMA_ATTEMPTS - 1 and _lost_schema_race(error):
+                time.sleep(0.5 + random.random() * (attempt + 1))
                 continue
             reason = str(error).strip().splitlines()[0][:200]
             raise UserError(f"cannot open storage {_redact(url)} ({type(error).__name__}: {reason}); "
                             "check the URL and that the database is running") from None
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def _lost_schema_race(error: Exception) -> bool:
+    """Workers starting together on a new database race to create its tables; the losers see
+    "table ... already exists" (SQLite, PostgreSQL) or a duplicate version row, and can simply retry."""
+    text = type(error).__name__ + str(error)
+    return "IntegrityError" in text or "already exists" in text
 
 
 def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
