@@ -18,6 +18,8 @@ _EXPORTS = {
     "CompressionConfig": "autocompress.compress.config",
     "Result": "autocompress.compress.config",
     "UserError": "autocompress.errors",
+    "SearchSettings": "autocompress.search.settings",
+    "run_search": "autocompress.search.supervisor",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -153,6 +153,8 @@ def search(
     epochs: Optional[int] = typer.Option(None, help="Cap on every trial's training epochs."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     workers: int = typer.Option(1, help="Worker processes sharing the study."),
+    trials_per_process: int = typer.Option(10, help="Trials a worker process runs before a fresh one replaces it "
+                                                    "(gives back the memory TensorFlow keeps per fit); 0 = never."),
     heartbeat: int = typer.Option(30, help="Seconds between a running trial's heartbeats; a trial silent for 3 is failed and retried."),
     cache_limit: str = typer.Option("4GB", help="Bound on the trained-student and pruned-model caches "
                                                 "(least recently used files go first)."),
@@ -166,7 +168,8 @@ def search(
     """Run (or resume) the multi-objective Optuna study and write its Pareto front."""
     from autocompress.search.display import SearchDisplay, front_table
     from autocompress.search.front import front_rows, write_front
-    from autocompress.search.study import SearchSettings, run_search
+    from autocompress.search.settings import SearchSettings
+    from autocompress.search.supervisor import run_search
 
     settings = SearchSettings(
         dataset=dataset, trials=trials, study_name=study_name, out=str(out) if out else None, storage=storage,
@@ -175,7 +178,7 @@ def search(
         min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
         teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat,
-        multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit))
+        multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit), trials_per_process=trials_per_process)
     import optuna
     from optuna.trial import TrialState
 

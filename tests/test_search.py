@@ -113,6 +113,17 @@ def test_two_processes_on_one_sqlite_file_complete_exactly_n_trials(base_args, t
     assert len(counted) == 4
 
 
+def test_workers_are_replaced_every_trials_per_process_without_repeating_seeded_draws(base_args, tmp_path):
+    autocompress("search", *base_args, "--trials", "4", "--out", str(tmp_path), "--trials-per-process", "2",
+                 "--sampler", "random", "--seed", "3")
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    pids = [t.user_attrs["worker_pid"] for t in trials]
+    assert pids[0] == pids[1] != pids[2] == pids[3] and os.getpid() not in pids  # two workers, two trials each
+    assert [t.params for t in trials[:2]] != [t.params for t in trials[2:]]  # the new worker drew anew
+
+
 def test_max_size_rejects_a_configuration_before_training(base_args, tmp_path):
     autocompress("search", *base_args, "--trials", "1", "--out", str(tmp_path), "--max-size", "1KB")
     study = optuna.load_study(study_name="bars", storage=f"sqlite:///{tmp_path / 'study.db'}")

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from autocompress.search.study import finished_or_running
+from autocompress.search.settings import finished_or_running
 
 
 def front_table(rows: list[dict], title: str = "Pareto front") -> Table:

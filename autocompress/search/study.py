@@ -1,4 +1,4 @@
-"""The multi-objective Optuna study: settings, samplers, the trial objective and the worker loop.
+"""The multi-objective Optuna study as a worker process sees it: samplers, the trial objective, the trial loop.
 
 Objectives: maximise validation accuracy of the exported ``.tflite`` and minimise its size
 (optionally also its latency). A study runs until it holds exactly ``trials`` finished
@@ -13,11 +13,10 @@ import functools
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -32,77 +31,11 @@ from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UselessTeacher, UserError
 from autocompress.search import fidelity
 from autocompress.search import storage as storage_mod
+from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, finished_or_running
 from autocompress.search.space import SearchSpace
 
-SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "qmc")
-OBJECTIVES = ("accuracy", "size", "latency")
-SIZE_METRICS = ("tflite", "gzip")
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 MAX_FAILURES_IN_A_ROW = 5
 VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "optuna", "numpy")
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """Everything ``autocompress search`` takes. ``max_size`` is in bytes."""
-
-    dataset: str
-    trials: int = 30
-    study_name: str | None = None
-    out: str | None = None
-    storage: str | None = None
-    config: str | None = None
-    sampler: str = "tpe"
-    seed: int | None = None
-    size_metric: str = "tflite"
-    objectives: tuple[str, ...] = ("accuracy", "size")
-    max_size: int | None = None
-    min_accuracy: float | None = None
-    epochs: int | None = None
-    timeout: float | None = None
-    workers: int = 1
-    data_dir: str | None = None
-    cache_dir: str | None = None
-    teacher_path: str | None = None
-    teacher_epochs: int | None = None
-    heartbeat: int = storage_mod.HEARTBEAT_SECONDS
-    multi_fidelity: bool = True
-    cache_limit: int | None = 4 * 1024 ** 3
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.trials >= 1, f"--trials must be >= 1 (got {self.trials})"),
-            (self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}"),
-            (self.size_metric in SIZE_METRICS, f"--size-metric must be tflite or gzip (got {self.size_metric!r})"),
-            (tuple(self.objectives) in (OBJECTIVES[:2], OBJECTIVES),
-             f"--objectives must be accuracy,size or accuracy,size,latency (got {','.join(self.objectives)})"),
-            (self.max_size is None or self.max_size > 0, f"--max-size must be > 0 (got {self.max_size})"),
-            (self.min_accuracy is None or 0 < self.min_accuracy <= 1,
-             f"--min-accuracy is a fraction in (0, 1], e.g. 0.9 (got {self.min_accuracy})"),
-            (self.epochs is None or self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
-            (self.timeout is None or self.timeout > 0, f"--timeout must be > 0 seconds (got {self.timeout})"),
-            (self.workers >= 1, f"--workers must be >= 1 (got {self.workers})"),
-            (self.heartbeat >= 1, f"--heartbeat must be >= 1 second (got {self.heartbeat})"),
-            (self.cache_limit is None or self.cache_limit >= 0, f"--cache-limit must be >= 0 (got {self.cache_limit})"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
-
-    @property
-    def name(self) -> str:
-        return self.study_name or Path(self.dataset).stem.replace(".tar", "")
-
-    @property
-    def stops_early(self) -> bool:
-        """Multi-fidelity applies when the front is (accuracy, file bytes): see :mod:`.fidelity`."""
-        return self.multi_fidelity and tuple(self.objectives) == OBJECTIVES[:2] and self.size_metric == "tflite"
-
-    def location(self) -> storage_mod.StudyLocation:
-        return storage_mod.locate(self.name, self.out, self.storage)
-
-    def space(self, dataset_name: str) -> SearchSpace:
-        return SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
 
 
 def library_versions() -> dict[str, str]:
@@ -198,6 +131,7 @@ class Objective:
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("label", config.label())
         trial.set_user_attr("versions", self.versions)
+        trial.set_user_attr("worker_pid", os.getpid())
         if self.settings.max_size is not None:
             predicted = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes)
             trial.set_user_attr("predicted_min_bytes", predicted)
@@ -279,11 +213,6 @@ def _save_note(trial: optuna.Trial, text: str) -> None:
     optuna_dashboard.save_note(trial, text)
 
 
-def finished_or_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards ``--trials`` (failed and surplus ones do not)."""
-    return [t for t in study.get_trials(deepcopy=False, states=COUNTED) if not t.user_attrs.get("surplus")]
-
-
 def _surplus_guard(study: optuna.Study, target: int) -> Callable[[optuna.Trial], None]:
     """Raise inside a trial that another worker's concurrent trial already made surplus."""
 
@@ -297,10 +226,11 @@ def _surplus_guard(study: optuna.Study, target: int) -> Callable[[optuna.Trial],
 
 
 def work(study: optuna.Study, objective: Objective, target: int, deadline: float | None = None,
-         callbacks: tuple = ()) -> None:
-    """Run trials until the study holds ``target`` counted trials (or ``deadline`` passes)."""
+         limit: int | None = None) -> bool:
+    """Run trials until the study holds ``target`` counted trials (or ``deadline`` passes, or this
+    process ran ``limit`` trials). True when it stopped at ``limit`` with trials still to run."""
     guard = _surplus_guard(study, target)
-    mine: list[optuna.trial.FrozenTrial] = []
+    ran = 0
 
     def guarded(trial: optuna.Trial):
         guard(trial)
@@ -308,67 +238,78 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
 
     while len(finished_or_running(study)) < target:
         if deadline is not None and time.time() >= deadline:
-            break
+            return False
+        if limit is not None and ran >= limit:
+            return True
         try:
-            study.optimize(guarded, n_trials=1, catch=(Exception,),
-                           callbacks=[*callbacks, lambda _, trial: mine.append(trial)])
+            study.optimize(guarded, n_trials=1, catch=(Exception,))
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
             cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
             raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
                             "space or fix the database, then rerun the same command to resume") from error
-        recent = mine[-MAX_FAILURES_IN_A_ROW:]
-        if len(recent) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in recent):
-            reason = recent[-1].user_attrs.get("fail_reason", "see the trials' fail reasons")
-            raise UserError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: {reason}); "
-                            "fix the cause and rerun the same command to resume")
+        ran += 1
+        _stop_if_failing(study)
+    return False
 
 
-def _spawn_workers(settings: SearchSettings, count: int) -> list[subprocess.Popen]:
-    payload = json.dumps({**asdict(settings), "workers": 1})
-    code = "import sys; from autocompress.search.study import worker_main; worker_main(sys.argv[1])"
-    return [subprocess.Popen([sys.executable, "-c", code, payload], env=os.environ.copy()) for _ in range(count)]
+def _stop_if_failing(study: optuna.Study) -> None:
+    """Stop the search when the study's last ``MAX_FAILURES_IN_A_ROW`` finished trials all failed."""
+    ended = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete),
+                   key=lambda t: t.datetime_complete)[-MAX_FAILURES_IN_A_ROW:]
+    if len(ended) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in ended):
+        reason = ended[-1].user_attrs.get("fail_reason", "see the trials' fail reasons")
+        raise UserError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: {reason}); "
+                        "fix the cause and rerun the same command to resume")
 
 
-def worker_main(payload: str) -> None:
-    """Entry point of a spawned worker process."""
-    settings = SearchSettings(**{**json.loads(payload), "objectives": tuple(json.loads(payload)["objectives"])})
-    run_search(settings)
+def prepare(settings: SearchSettings, slot: int = 0):
+    """Load the data, the study and the context (the teacher loads when a trial first needs it).
 
-
-def prepare(settings: SearchSettings):
-    """Load the data and the study; the teacher is trained (once) before any worker starts."""
+    A seeded sampler is seeded anew in each process, from the seed, the trials the study already
+    holds and the worker's ``slot``: a replaced or resumed worker does not repeat the draws before it.
+    """
     from autocompress.api import make_context
     from autocompress.data import load_dataset
 
     dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
     study, space = create_or_resume(settings, dataset.name)
+    if settings.seed is not None:
+        study.sampler = make_sampler(settings.sampler, settings.seed + len(study.get_trials(deepcopy=False))
+                                     + 100_003 * slot)
     context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
                            teacher_path=settings.teacher_path)
     context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
     return study, space, context
 
 
-def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callable | None = None) -> optuna.Study:
-    """Create or resume the study and run it to ``settings.trials`` trials.
-
-    ``callbacks`` are Optuna trial callbacks (``(study, trial)``); ``on_ready(study)`` is
-    called once the study is open, before the first trial.
-    """
-    study, space, context = prepare(settings)
-    location = settings.location()
-    location.folder.mkdir(parents=True, exist_ok=True)
-    if space_distils(space):
-        context.get_teacher()
-    if on_ready is not None:
-        on_ready(study)
-    deadline = time.time() + settings.timeout if settings.timeout else None
-    workers = _spawn_workers(settings, settings.workers - 1) if settings.workers > 1 else []
+def worker_main(settings_json: str, deadline: str, slot: str, error_file: str) -> None:
+    """A worker process started by :func:`autocompress.search.supervisor.run_search`: prepare, then
+    run trials; exit 0 when the study is done, ``EXIT_REPLACE_ME`` after ``trials_per_process``
+    trials, or 2 with the one-line error written to ``error_file``."""
+    _die_with_parent()
+    settings = SearchSettings.from_json(settings_json)
     try:
-        work(study, Objective(settings, space, context, location), settings.trials, deadline, callbacks)
-    finally:
-        for process in workers:
-            process.wait() if deadline is None else process.terminate()
-    return study
+        study, space, context = prepare(settings, int(slot))
+        if space_distils(space):
+            context.get_teacher()  # trained here, once, before the first trial
+        location = settings.location()
+        location.folder.mkdir(parents=True, exist_ok=True)
+        more = work(study, Objective(settings, space, context, location), settings.trials,
+                    float(deadline) if deadline else None, settings.trials_per_process or None)
+    except UserError as error:
+        Path(error_file).write_text(str(error))
+        sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor reports it
+        sys.exit(130)
+    sys.exit(EXIT_REPLACE_ME if more else 0)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its supervisor dies (even by ``kill -9``)."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):  # not Linux: workers then outlive a killed supervisor
+        pass
 
 
 def space_distils(space: SearchSpace) -> bool:

@@ -1,0 +1,112 @@
+"""What a search is asked to do, and which of a study's trials count towards it.
+
+Nothing here imports TensorFlow: the supervising process (see :mod:`.supervisor`) needs only
+this, Optuna and the storage, and stays small while its workers train.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import TrialState
+
+from autocompress.errors import UserError
+from autocompress.search import storage as storage_mod
+
+if TYPE_CHECKING:
+    from autocompress.search.space import SearchSpace
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "qmc")
+OBJECTIVES = ("accuracy", "size", "latency")
+SIZE_METRICS = ("tflite", "gzip")
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+EXIT_REPLACE_ME = 75  # a worker that ran its trials_per_process asks its supervisor for a fresh one
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything ``autocompress search`` takes. ``max_size`` is in bytes.
+
+    ``trials_per_process``: a worker process runs this many trials and is then replaced by a
+    fresh one, which gives back the memory TensorFlow keeps after every ``fit``; 0 never replaces.
+    """
+
+    dataset: str
+    trials: int = 30
+    study_name: str | None = None
+    out: str | None = None
+    storage: str | None = None
+    config: str | None = None
+    sampler: str = "tpe"
+    seed: int | None = None
+    size_metric: str = "tflite"
+    objectives: tuple[str, ...] = ("accuracy", "size")
+    max_size: int | None = None
+    min_accuracy: float | None = None
+    epochs: int | None = None
+    timeout: float | None = None
+    workers: int = 1
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    teacher_path: str | None = None
+    teacher_epochs: int | None = None
+    heartbeat: int = storage_mod.HEARTBEAT_SECONDS
+    multi_fidelity: bool = True
+    cache_limit: int | None = 4 * 1024 ** 3
+    trials_per_process: int = 10
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.trials >= 1, f"--trials must be >= 1 (got {self.trials})"),
+            (self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}"),
+            (self.size_metric in SIZE_METRICS, f"--size-metric must be tflite or gzip (got {self.size_metric!r})"),
+            (tuple(self.objectives) in (OBJECTIVES[:2], OBJECTIVES),
+             f"--objectives must be accuracy,size or accuracy,size,latency (got {','.join(self.objectives)})"),
+            (self.max_size is None or self.max_size > 0, f"--max-size must be > 0 (got {self.max_size})"),
+            (self.min_accuracy is None or 0 < self.min_accuracy <= 1,
+             f"--min-accuracy is a fraction in (0, 1], e.g. 0.9 (got {self.min_accuracy})"),
+            (self.epochs is None or self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
+            (self.timeout is None or self.timeout > 0, f"--timeout must be > 0 seconds (got {self.timeout})"),
+            (self.workers >= 1, f"--workers must be >= 1 (got {self.workers})"),
+            (self.heartbeat >= 1, f"--heartbeat must be >= 1 second (got {self.heartbeat})"),
+            (self.cache_limit is None or self.cache_limit >= 0, f"--cache-limit must be >= 0 (got {self.cache_limit})"),
+            (self.trials_per_process >= 0,
+             f"--trials-per-process must be >= 0 (0: never replace a worker; got {self.trials_per_process})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    @property
+    def name(self) -> str:
+        return self.study_name or Path(self.dataset).stem.replace(".tar", "")
+
+    @property
+    def stops_early(self) -> bool:
+        """Multi-fidelity applies when the front is (accuracy, file bytes): see :mod:`.fidelity`."""
+        return self.multi_fidelity and tuple(self.objectives) == OBJECTIVES[:2] and self.size_metric == "tflite"
+
+    def location(self) -> storage_mod.StudyLocation:
+        return storage_mod.locate(self.name, self.out, self.storage)
+
+    def space(self, dataset_name: str) -> "SearchSpace":
+        from autocompress.search.space import SearchSpace
+
+        return SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "SearchSettings":
+        fields = json.loads(text)
+        return cls(**{**fields, "objectives": tuple(fields["objectives"])})
+
+
+def finished_or_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count towards ``--trials`` (failed and surplus ones do not)."""
+    return [t for t in study.get_trials(deepcopy=False, states=COUNTED) if not t.user_attrs.get("surplus")]

@@ -1,0 +1,131 @@
+"""Run a search in worker processes, replaced every ``trials_per_process`` trials.
+
+tf-keras keeps about 12 MB after every ``model.fit`` that ``clear_session``, ``gc`` and
+``malloc_trim`` do not give back (keras-team/tf-keras#286, measured in docs/BENCHMARKS.md);
+over 100 trials of several fits each that is gigabytes. So trials run in worker processes
+that exit after a few trials and are replaced by fresh ones, while this supervising process,
+which never imports TensorFlow, watches the study: it reports each finished trial to the
+callbacks (the live display) and turns a worker's error into the same :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import optuna
+
+from autocompress.errors import UserError
+from autocompress.search import storage as storage_mod
+from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings
+
+POLL_SECONDS = 1.0
+WORKER_CODE = "import sys; from autocompress.search.study import worker_main; worker_main(*sys.argv[1:])"
+
+
+class _Worker:
+    """One worker process and the file its one-line error lands in."""
+
+    def __init__(self, settings: SearchSettings, deadline: float | None, slot: int, scratch: Path):
+        self.slot = slot
+        self.error_file = scratch / f"worker-{slot}.error"
+        self.error_file.unlink(missing_ok=True)
+        self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, settings.to_json(),
+                                         "" if deadline is None else repr(deadline), str(slot), str(self.error_file)],
+                                        env=os.environ.copy())
+
+    def error(self, code: int) -> UserError:
+        if self.error_file.exists():
+            return UserError(self.error_file.read_text())
+        return UserError(f"a search worker stopped with exit code {code} (its output is above); "
+                         "rerun the same command to resume the study")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait()
+
+
+def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callable | None = None) -> optuna.Study:
+    """Create or resume the study and run it to ``settings.trials`` trials in ``settings.workers``
+    worker processes. ``callbacks`` (Optuna's ``(study, frozen_trial)``) hear of every trial that
+    finishes; ``on_ready(study)`` is called once the study exists, before its first trial ends.
+
+    The first worker creates the study and trains the teacher (when the space distils); the
+    others start when its first trial runs.
+    """
+    location = settings.location()
+    location.folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + settings.timeout if settings.timeout else None
+    with tempfile.TemporaryDirectory(prefix="autocompress-workers-") as scratch:
+        workers = [_Worker(settings, deadline, 0, Path(scratch))]
+        watcher = _Watcher(settings, callbacks, on_ready)
+        try:
+            while workers:
+                time.sleep(POLL_SECONDS)
+                watcher.poll()
+                if watcher.first_trial_started and len(workers) < settings.workers and not watcher.more_started:
+                    workers += [_Worker(settings, deadline, slot, Path(scratch)) for slot in range(1, settings.workers)]
+                    watcher.more_started = True
+                for worker in list(workers):
+                    code = worker.process.poll()
+                    if code is None:
+                        continue
+                    workers.remove(worker)
+                    if code == EXIT_REPLACE_ME:
+                        workers.append(_Worker(settings, deadline, worker.slot, Path(scratch)))
+                    elif code != 0:
+                        raise worker.error(code)
+            watcher.poll()
+        except KeyboardInterrupt:  # the workers got the same Ctrl-C: let them record their trials as failed
+            for worker in workers:
+                try:
+                    worker.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            raise
+        finally:
+            for worker in workers:
+                worker.stop()
+    if watcher.study is None:
+        raise UserError(f"the search ended before study {settings.name!r} was created; see the output above")
+    return watcher.study
+
+
+class _Watcher:
+    """Follows the study from this process: opens it once a worker created it, reports finished trials."""
+
+    def __init__(self, settings: SearchSettings, callbacks: tuple, on_ready: Callable | None):
+        self.settings, self.callbacks, self.on_ready = settings, callbacks, on_ready
+        self.study: optuna.Study | None = None
+        self.backend: optuna.storages.BaseStorage | None = None
+        self.reported: set[int] = set()
+        self.first_trial_started = self.more_started = False
+
+    def poll(self) -> None:
+        if self.study is None and not self._open():
+            return
+        trials = self.study.get_trials(deepcopy=False)
+        self.first_trial_started = self.first_trial_started or any(t.state != optuna.trial.TrialState.WAITING
+                                                                   for t in trials)
+        for trial in trials:
+            if trial.state.is_finished() and trial.number not in self.reported:
+                self.reported.add(trial.number)
+                for callback in self.callbacks:
+                    callback(self.study, trial)
+
+    def _open(self) -> bool:
+        try:
+            self.backend = self.backend or storage_mod.open_storage(self.settings.location(), self.settings.heartbeat)
+            self.study = optuna.load_study(study_name=self.settings.name, storage=self.backend)
+        except (KeyError, UserError):  # not created yet (a worker reports a storage that cannot be opened)
+            return False
+        self.reported = {t.number for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()}
+        if self.on_ready is not None:
+            self.on_ready(self.study)
+        return True
