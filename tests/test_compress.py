@@ -105,6 +105,18 @@ def test_int8_models_hold_int8_tensors_and_float16_halves_the_file(run):
     assert int8_result.tflite_bytes < 0.4 * float_result.tflite_bytes
 
 
+def test_int8_ptq_reads_the_input_rescaling_into_the_uint8_input_quantization(run, bar_dataset):
+    float_result, int8_result = run(), run(quant="int8")
+    interpreter = Interpreter(model_path=int8_result.tflite_path)
+    scale, zero_point = interpreter.get_input_details()[0]["quantization"]
+    assert scale == pytest.approx(2 / 255) and zero_point in (127, 128)  # the student's x / 127.5 - 1
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not ops & {"MUL", "ADD"}, ops
+    agree = measure.predict(Path(int8_result.tflite_path), bar_dataset.x_test) == \
+        measure.predict(Path(float_result.tflite_path), bar_dataset.x_test)
+    assert agree.mean() >= 0.9
+
+
 def test_a_second_run_reuses_the_cached_student_and_pruned_model(context, tmp_path):
     config = CompressionConfig(**{**BASE, "seed": 11, "sparsity": 0.3, "prune_structure": "channel"})
     first = pipeline.run(config, context, tmp_path / "first")

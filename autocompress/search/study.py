@@ -282,11 +282,13 @@ def prepare(settings: SearchSettings, slot: int = 0):
     return study, space, context
 
 
-def worker_main(settings_json: str, deadline: str, slot: str, error_file: str) -> None:
+def worker_main(settings_json: str, deadline: str, slot: str, error_file: str, verbosity: str) -> None:
     """A worker process started by :func:`autocompress.search.supervisor.run_search`: prepare, then
     run trials; exit 0 when the study is done, ``EXIT_REPLACE_ME`` after ``trials_per_process``
-    trials, or 2 with the one-line error written to ``error_file``."""
+    trials, or 2 with the one-line error written to ``error_file``. Optuna logs at the
+    supervisor's ``verbosity``."""
     _die_with_parent()
+    optuna.logging.set_verbosity(int(verbosity))
     settings = SearchSettings.from_json(settings_json)
     try:
         study, space, context = prepare(settings, int(slot))

@@ -36,8 +36,8 @@ class _Worker:
         self.error_file = scratch / f"worker-{slot}.error"
         self.error_file.unlink(missing_ok=True)
         self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, settings.to_json(),
-                                         "" if deadline is None else repr(deadline), str(slot), str(self.error_file)],
-                                        env=os.environ.copy())
+                                         "" if deadline is None else repr(deadline), str(slot), str(self.error_file),
+                                         str(optuna.logging.get_verbosity())], env=os.environ.copy())
 
     def error(self, code: int) -> UserError:
         if self.error_file.exists():
