@@ -196,7 +196,8 @@ class Objective:
 
 def release_memory() -> None:
     """Free the last trial's models and objects and hand the freed heap back to the OS (glibc
-    keeps freed pages otherwise). docs/BENCHMARKS.md: memory still grows across trials."""
+    keeps freed pages otherwise). tf-keras still keeps 12-13 MB per fit: hence the worker processes
+    of :mod:`.supervisor`."""
     from autocompress._tf import keras
 
     keras.backend.clear_session()

@@ -1,7 +1,7 @@
 """Run a search in worker processes, replaced every ``trials_per_process`` trials.
 
-tf-keras keeps about 12 MB after every ``model.fit`` that ``clear_session``, ``gc`` and
-``malloc_trim`` do not give back (keras-team/tf-keras#286, measured in docs/BENCHMARKS.md);
+tf-keras keeps 12-13 MB after every ``model.fit`` that ``clear_session``, ``gc`` and
+``malloc_trim`` do not give back (keras-team/tf-keras#286; ``benchmarks/fit_memory.py``);
 over 100 trials of several fits each that is gigabytes. So trials run in worker processes
 that exit after a few trials and are replaced by fresh ones, while this supervising process,
 which never imports TensorFlow, watches the study: it reports each finished trial to the
