@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -122,6 +123,29 @@ def test_workers_are_replaced_every_trials_per_process_without_repeating_seeded_
     pids = [t.user_attrs["worker_pid"] for t in trials]
     assert pids[0] == pids[1] != pids[2] == pids[3] and os.getpid() not in pids  # two workers, two trials each
     assert [t.params for t in trials[:2]] != [t.params for t in trials[2:]]  # the new worker drew anew
+
+
+def test_editing_the_space_file_during_a_search_does_not_reach_its_later_workers(bar_npz, session_cache, tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
+               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "3",
+               "--trials-per-process", "1", "--out", str(tmp_path / "study")]
+    search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    database = tmp_path / "study" / "study.db"
+    while search.poll() is None and not (database.exists() and _completed(database)):
+        time.sleep(0.5)
+    space.write_text(SPACE.replace('quant = ["int8", "float16"]', 'quant = ["int8"]'))  # the next workers start after this
+    assert search.wait() == 0, search.stderr.read()[-2000:]
+    assert _completed(database) == 3
+
+
+def _completed(database: Path) -> int:
+    try:
+        study = optuna.load_study(study_name="bars", storage=f"sqlite:///{database}")
+    except KeyError:  # not created yet
+        return 0
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
 def test_max_size_rejects_a_configuration_before_training(base_args, tmp_path):

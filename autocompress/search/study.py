@@ -13,6 +13,7 @@ import functools
 import gc
 import json
 import os
+import pickle
 import sys
 import time
 import warnings
@@ -26,7 +27,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from autocompress import __version__
-from autocompress.cache import trim
+from autocompress.cache import atomic_file, trim
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UselessTeacher, UserError
 from autocompress.search import fidelity
@@ -67,11 +68,13 @@ def directions(objectives: tuple[str, ...]) -> list[str]:
     return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
 
 
-def create_or_resume(settings: SearchSettings, dataset_name: str) -> tuple[optuna.Study, SearchSpace]:
-    """Create the study, or resume it after checking it is the same search."""
+def create_or_resume(settings: SearchSettings, dataset_name: str,
+                     space: SearchSpace | None = None) -> tuple[optuna.Study, SearchSpace]:
+    """Create the study, or resume it after checking it is the same search (``space``, else the
+    one ``settings`` name)."""
     location = settings.location()
     backend = storage_mod.open_storage(location, settings.heartbeat)
-    space = settings.space(dataset_name)
+    space = space or settings.space(dataset_name)
     study = optuna.create_study(study_name=settings.name, storage=backend, load_if_exists=True,
                                 directions=directions(settings.objectives),
                                 sampler=make_sampler(settings.sampler, settings.seed))
@@ -263,17 +266,24 @@ def _stop_if_failing(study: optuna.Study) -> None:
                         "fix the cause and rerun the same command to resume")
 
 
-def prepare(settings: SearchSettings, slot: int = 0):
+def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = None):
     """Load the data, the study and the context (the teacher loads when a trial first needs it).
 
-    A seeded sampler is seeded anew in each process, from the seed, the trials the study already
-    holds and the worker's ``slot``: a replaced or resumed worker does not repeat the draws before it.
+    ``space_file`` keeps one run's space: the first worker writes the space it read there, and
+    the run's later workers (other slots, replacements) take it from there, so editing the TOML
+    during a search does not change it. A seeded sampler is seeded anew in each process, from
+    the seed, the trials the study already holds and the worker's ``slot``: a replaced or
+    resumed worker does not repeat the draws before it.
     """
     from autocompress.api import make_context
     from autocompress.data import load_dataset
 
     dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
-    study, space = create_or_resume(settings, dataset.name)
+    known = pickle.loads(space_file.read_bytes()) if space_file and space_file.exists() else None
+    study, space = create_or_resume(settings, dataset.name, known)
+    if space_file and known is None:
+        with atomic_file(space_file) as tmp:
+            tmp.write_bytes(pickle.dumps(space))
     if settings.seed is not None:
         study.sampler = make_sampler(settings.sampler, settings.seed + len(study.get_trials(deepcopy=False))
                                      + 100_003 * slot)
@@ -283,16 +293,17 @@ def prepare(settings: SearchSettings, slot: int = 0):
     return study, space, context
 
 
-def worker_main(settings_json: str, deadline: str, slot: str, error_file: str, verbosity: str) -> None:
+def worker_main(settings_json: str, deadline: str, slot: str, run_folder: str, verbosity: str) -> None:
     """A worker process started by :func:`autocompress.search.supervisor.run_search`: prepare, then
     run trials; exit 0 when the study is done, ``EXIT_REPLACE_ME`` after ``trials_per_process``
-    trials, or 2 with the one-line error written to ``error_file``. Optuna logs at the
-    supervisor's ``verbosity``."""
+    trials, or 2 with the one-line error written to ``<run_folder>/worker-<slot>.error``. Optuna
+    logs at the supervisor's ``verbosity``."""
     _die_with_parent()
     optuna.logging.set_verbosity(int(verbosity))
     settings = SearchSettings.from_json(settings_json)
+    error_file = Path(run_folder) / f"worker-{slot}.error"
     try:
-        study, space, context = prepare(settings, int(slot))
+        study, space, context = prepare(settings, int(slot), Path(run_folder) / "space.pickle")
         if space_distils(space):
             context.get_teacher()  # trained here, once, before the first trial
         location = settings.location()
@@ -300,7 +311,7 @@ def worker_main(settings_json: str, deadline: str, slot: str, error_file: str, v
         more = work(study, Objective(settings, space, context, location), settings.trials,
                     float(deadline) if deadline else None, settings.trials_per_process or None)
     except UserError as error:
-        Path(error_file).write_text(str(error))
+        error_file.write_text(str(error))
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor reports it
         sys.exit(130)

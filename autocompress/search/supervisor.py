@@ -29,14 +29,14 @@ WORKER_CODE = "import sys; from autocompress.search.study import worker_main; wo
 
 
 class _Worker:
-    """One worker process and the file its one-line error lands in."""
+    """One worker process. ``run_folder`` holds the run's space and each worker's one-line error."""
 
-    def __init__(self, settings: SearchSettings, deadline: float | None, slot: int, scratch: Path):
+    def __init__(self, settings: SearchSettings, deadline: float | None, slot: int, run_folder: Path):
         self.slot = slot
-        self.error_file = scratch / f"worker-{slot}.error"
+        self.error_file = run_folder / f"worker-{slot}.error"
         self.error_file.unlink(missing_ok=True)
         self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, settings.to_json(),
-                                         "" if deadline is None else repr(deadline), str(slot), str(self.error_file),
+                                         "" if deadline is None else repr(deadline), str(slot), str(run_folder),
                                          str(optuna.logging.get_verbosity())], env=os.environ.copy())
 
     def error(self, code: int) -> UserError:
@@ -56,21 +56,22 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     worker processes. ``callbacks`` (Optuna's ``(study, frozen_trial)``) hear of every trial that
     finishes; ``on_ready(study)`` is called once the study exists, before its first trial ends.
 
-    The first worker creates the study and trains the teacher (when the space distils); the
-    others start when its first trial runs.
+    The first worker creates the study, reads the space (later workers of the run reuse it, so
+    editing the TOML meanwhile changes nothing) and trains the teacher when the space distils;
+    the other workers start when its first trial runs.
     """
     location = settings.location()
     location.folder.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + settings.timeout if settings.timeout else None
-    with tempfile.TemporaryDirectory(prefix="autocompress-workers-") as scratch:
-        workers = [_Worker(settings, deadline, 0, Path(scratch))]
+    with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder:
+        workers = [_Worker(settings, deadline, 0, Path(run_folder))]
         watcher = _Watcher(settings, callbacks, on_ready)
         try:
             while workers:
                 time.sleep(POLL_SECONDS)
                 watcher.poll()
                 if watcher.first_trial_started and len(workers) < settings.workers and not watcher.more_started:
-                    workers += [_Worker(settings, deadline, slot, Path(scratch)) for slot in range(1, settings.workers)]
+                    workers += [_Worker(settings, deadline, slot, Path(run_folder)) for slot in range(1, settings.workers)]
                     watcher.more_started = True
                 for worker in list(workers):
                     code = worker.process.poll()
@@ -78,7 +79,7 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
                         continue
                     workers.remove(worker)
                     if code == EXIT_REPLACE_ME:
-                        workers.append(_Worker(settings, deadline, worker.slot, Path(scratch)))
+                        workers.append(_Worker(settings, deadline, worker.slot, Path(run_folder)))
                     elif code != 0:
                         raise worker.error(code)
             watcher.poll()
