@@ -47,6 +47,20 @@ class TinyStudy:
         return TinyStudy(destination, self.dataset, self.cache, self.name)
 
 
+def trials_while_searching(folder: Path, state, name: str = "bars") -> list:
+    """The trials in ``state`` of a study another process is creating or searching right now: none
+    until its storage and study exist (read through the library's opener, which tolerates the
+    schema-creation race that a plain ``optuna.load_study`` would lose)."""
+    from autocompress.errors import UserError
+    from autocompress.search.storage import load_study
+
+    try:
+        study = load_study(name, folder)[0]
+    except UserError:  # no database or no study yet
+        return []
+    return study.get_trials(deepcopy=False, states=(state,))
+
+
 def run_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
     """``autocompress ARGS`` in a subprocess, as a user runs it."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -15,18 +15,15 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from study_fixture import trials_while_searching
 from test_search import SPACE
 
 
-def _running_trial(database: Path, deadline: float) -> int:
+def _running_trial(folder: Path, deadline: float) -> int:
     while time.time() < deadline:
-        try:
-            study = optuna.load_study(study_name="bars", storage=f"sqlite:///{database}")
-            running = study.get_trials(states=(TrialState.RUNNING,))
-            if running:
-                return running[0].number
-        except (KeyError, sqlalchemy.exc.SQLAlchemyError):  # the study (or its schema) is being created
-            pass
+        running = trials_while_searching(folder, TrialState.RUNNING)
+        if running:
+            return running[0].number
         time.sleep(0.5)
     raise AssertionError("no trial started in time")
 
@@ -40,7 +37,7 @@ def test_kill_9_mid_trial_then_the_same_command_completes_the_study(bar_npz, ses
                "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "3",
                "--out", str(out), "--heartbeat", "1", "--seed", "5"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed = _running_trial(out / "study.db", time.time() + 300)
+    killed = _running_trial(out, time.time() + 300)
     time.sleep(2)  # inside the trial: training
     first.send_signal(signal.SIGKILL)
     first.wait()

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from autocompress.cache import trim
 from autocompress.errors import UserError
 from autocompress.search.space import SearchSpace
+from study_fixture import trials_while_searching
 
 SPACE = """
 [space]
@@ -132,20 +133,11 @@ def test_editing_the_space_file_during_a_search_does_not_reach_its_later_workers
                "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "3",
                "--trials-per-process", "1", "--out", str(tmp_path / "study")]
     search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    database = tmp_path / "study" / "study.db"
-    while search.poll() is None and not (database.exists() and _completed(database)):
+    while search.poll() is None and not trials_while_searching(tmp_path / "study", TrialState.COMPLETE):
         time.sleep(0.5)
     space.write_text(SPACE.replace('quant = ["int8", "float16"]', 'quant = ["int8"]'))  # the next workers start after this
     assert search.wait() == 0, search.stderr.read()[-2000:]
-    assert _completed(database) == 3
-
-
-def _completed(database: Path) -> int:
-    try:
-        study = optuna.load_study(study_name="bars", storage=f"sqlite:///{database}")
-    except KeyError:  # not created yet
-        return 0
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    assert len(trials_while_searching(tmp_path / "study", TrialState.COMPLETE)) == 3
 
 
 def test_max_size_rejects_a_configuration_before_training(base_args, tmp_path):

@@ -68,16 +68,20 @@ def directions(objectives: tuple[str, ...]) -> list[str]:
     return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
 
 
-def create_or_resume(settings: SearchSettings, dataset_name: str,
-                     space: SearchSpace | None = None) -> tuple[optuna.Study, SearchSpace]:
+def create_or_resume(settings: SearchSettings, dataset_name: str, space: SearchSpace | None = None,
+                     slot: int = 0) -> tuple[optuna.Study, SearchSpace]:
     """Create the study, or resume it after checking it is the same search (``space``, else the
-    one ``settings`` name)."""
+    one ``settings`` name).
+
+    A seeded sampler is seeded anew in each process, from the seed, the trials the study already
+    holds and the worker's ``slot``: a replaced or resumed worker does not repeat the draws before it.
+    """
     location = settings.location()
     backend = storage_mod.open_storage(location, settings.heartbeat)
     space = space or settings.space(dataset_name)
     study = optuna.create_study(study_name=settings.name, storage=backend, load_if_exists=True,
                                 directions=directions(settings.objectives),
-                                sampler=make_sampler(settings.sampler, settings.seed))
+                                sampler=make_sampler(settings.sampler, _process_seed(settings, backend, slot)))
     identity = json.loads(json.dumps({"dataset": dataset_name, "space": space.to_dict(),
                                       "objectives": list(settings.objectives), "size_metric": settings.size_metric}))
     with warnings.catch_warnings():
@@ -95,6 +99,16 @@ def create_or_resume(settings: SearchSettings, dataset_name: str,
                 raise UserError(f"study {settings.name!r} already exists with a different {key.replace('_', ' ')}; "
                                 "pass a new --study-name, or rerun with the original settings to resume it")
     return study, space
+
+
+def _process_seed(settings: SearchSettings, backend: optuna.storages.BaseStorage, slot: int) -> int | None:
+    if settings.seed is None:
+        return None
+    try:
+        held = len(backend.get_all_trials(backend.get_study_id_from_name(settings.name), deepcopy=False))
+    except KeyError:  # a new study
+        held = 0
+    return settings.seed + held + 100_003 * slot
 
 
 @functools.lru_cache(maxsize=64)  # the --max-size check and the multi-fidelity rung both ask, per trial
@@ -271,22 +285,17 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
 
     ``space_file`` keeps one run's space: the first worker writes the space it read there, and
     the run's later workers (other slots, replacements) take it from there, so editing the TOML
-    during a search does not change it. A seeded sampler is seeded anew in each process, from
-    the seed, the trials the study already holds and the worker's ``slot``: a replaced or
-    resumed worker does not repeat the draws before it.
+    during a search does not change it. ``slot`` seeds a seeded sampler (:func:`create_or_resume`).
     """
     from autocompress.api import make_context
     from autocompress.data import load_dataset
 
     dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
     known = pickle.loads(space_file.read_bytes()) if space_file and space_file.exists() else None
-    study, space = create_or_resume(settings, dataset.name, known)
+    study, space = create_or_resume(settings, dataset.name, known, slot)
     if space_file and known is None:
         with atomic_file(space_file) as tmp:
             tmp.write_bytes(pickle.dumps(space))
-    if settings.seed is not None:
-        study.sampler = make_sampler(settings.sampler, settings.seed + len(study.get_trials(deepcopy=False))
-                                     + 100_003 * slot)
     context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
                            teacher_path=settings.teacher_path)
     context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
@@ -306,9 +315,7 @@ def worker_main(settings_json: str, deadline: str, slot: str, run_folder: str, v
         study, space, context = prepare(settings, int(slot), Path(run_folder) / "space.pickle")
         if space_distils(space):
             context.get_teacher()  # trained here, once, before the first trial
-        location = settings.location()
-        location.folder.mkdir(parents=True, exist_ok=True)
-        more = work(study, Objective(settings, space, context, location), settings.trials,
+        more = work(study, Objective(settings, space, context, settings.location()), settings.trials,
                     float(deadline) if deadline else None, settings.trials_per_process or None)
     except UserError as error:
         error_file.write_text(str(error))
