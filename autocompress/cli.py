@@ -235,7 +235,7 @@ def export(
     max_size: Optional[str] = typer.Option(None, "--max-size", help="The most accurate front point of at most this size, e.g. 64KB."),
     min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", help="The smallest front point with at least this val accuracy, e.g. 0.9."),
     study_dir: Optional[Path] = StudyDir, storage: Optional[str] = StorageUrl,
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="The dataset the search used, as a name or path (default: the study's dataset name)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="The dataset the search used, as a name or path (default: the dataset and --data-dir the search read)."),
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
     """Export one model (model.tflite, model.keras, model.json), verified on the test split.

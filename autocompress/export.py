@@ -172,7 +172,7 @@ def choose_trial(study: optuna.Study, selection: Selection) -> FrozenTrial:
 
 @dataclass(frozen=True)
 class ExportSettings:
-    """Everything ``autocompress export`` takes. ``dataset`` defaults to the study's dataset name."""
+    """Everything ``autocompress export`` takes. ``dataset`` and ``data_dir`` default to where the search read its data."""
 
     study: str
     out: Path
@@ -250,12 +250,20 @@ def sha256(path: Path) -> str:
 
 
 def _load_dataset(settings: ExportSettings, study: optuna.Study) -> Dataset:
+    """``settings.dataset`` / ``data_dir``, else where the search read its data (if still there)."""
     from autocompress.data import load_dataset
 
     searched_on = study.user_attrs.get("search", {}).get("dataset")
-    if not (settings.dataset or searched_on):
+    source = study.user_attrs.get("data_source", {})
+    recorded_dir = source.get("data_dir")
+    recorded = source.get("dataset")
+    if recorded and Path(recorded).is_absolute() and not Path(recorded).exists():
+        recorded = None  # the file moved: fall back to the dataset's name
+    dataset_arg = settings.dataset or recorded or searched_on
+    if not dataset_arg:
         raise UserError(f"study {study.study_name!r} does not record its dataset; pass --dataset")
-    dataset = load_dataset(settings.dataset or searched_on, settings.data_dir, settings.cache_dir)
+    data_dir = settings.data_dir or (recorded_dir if recorded_dir and Path(recorded_dir).is_dir() else None)
+    dataset = load_dataset(dataset_arg, data_dir, settings.cache_dir)
     if searched_on and dataset.name != searched_on:
         raise UserError(f"--dataset {settings.dataset} is {dataset.name!r} but study {study.study_name!r} "
                         f"was searched on {searched_on!r}; pass the dataset the search used")

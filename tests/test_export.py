@@ -196,6 +196,13 @@ def test_another_dataset_is_a_user_error(tiny_study, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_export_reads_the_data_where_the_search_read_it(tiny_study, tmp_path):
+    result = run_cli("export", "--study", tiny_study.name, "--study-dir", tiny_study.folder, "--cache-dir",
+                     tiny_study.cache, "--pick", "smallest", "--out", tmp_path / "out")  # no --dataset
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(verified)" in result.stdout and (tmp_path / "out" / "model.tflite").is_file()
+
+
 def test_unwritable_out_is_a_user_error(tiny_study, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

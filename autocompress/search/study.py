@@ -93,12 +93,20 @@ def create_or_resume(settings: SearchSettings, dataset_name: str, space: SearchS
         for key, value in identity.items():  # also one by one, for the dashboard and reports
             study.set_user_attr(key, value)
         study.set_user_attr("versions", library_versions())
+        study.set_user_attr("data_source", _data_source(settings))
     else:
         for key, value in identity.items():
             if stored.get(key) != value:
                 raise UserError(f"study {settings.name!r} already exists with a different {key.replace('_', ' ')}; "
                                 "pass a new --study-name, or rerun with the original settings to resume it")
     return study, space
+
+
+def _data_source(settings: SearchSettings) -> dict[str, str | None]:
+    """Where the search read its data (absolute paths), so that export finds it again without flags."""
+    given = Path(settings.dataset).expanduser()
+    return {"dataset": str(given.resolve()) if given.exists() else settings.dataset,
+            "data_dir": str(Path(settings.data_dir).expanduser().resolve()) if settings.data_dir else None}
 
 
 def _process_seed(settings: SearchSettings, backend: optuna.storages.BaseStorage, slot: int) -> int | None:
