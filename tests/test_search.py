@@ -251,3 +251,20 @@ def test_a_seeded_single_worker_study_suggests_the_same_parameters():
         return out
 
     assert params(7) == params(7) and params(7) != params(8)
+
+
+def test_failures_in_a_row_count_only_this_runs_trials(tmp_path):
+    from autocompress.search.study import MAX_FAILURES_IN_A_ROW, work
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", directions=["maximize", "minimize"])
+
+    def broken(trial):
+        raise RuntimeError("a cause the user has not fixed")
+
+    with pytest.raises(UserError, match="5 trials in a row failed"):
+        work(study, broken, target=50, run_started=time.time())
+    assert len(study.trials) == MAX_FAILURES_IN_A_ROW
+    time.sleep(0.01)
+    with pytest.raises(UserError, match="5 trials in a row failed"):  # a rerun gets its own five tries
+        work(study, broken, target=50, run_started=time.time())
+    assert len(study.trials) == 2 * MAX_FAILURES_IN_A_ROW

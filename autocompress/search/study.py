@@ -252,9 +252,10 @@ def _surplus_guard(study: optuna.Study, target: int) -> Callable[[optuna.Trial],
 
 
 def work(study: optuna.Study, objective: Objective, target: int, deadline: float | None = None,
-         limit: int | None = None) -> bool:
+         limit: int | None = None, run_started: float | None = None) -> bool:
     """Run trials until the study holds ``target`` counted trials (or ``deadline`` passes, or this
-    process ran ``limit`` trials). True when it stopped at ``limit`` with trials still to run."""
+    process ran ``limit`` trials). True when it stopped at ``limit`` with trials still to run.
+    Failures in a row are counted among the trials started since ``run_started`` (this run's)."""
     guard = _surplus_guard(study, target)
     ran = 0
 
@@ -274,13 +275,15 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
             raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
                             "space or fix the database, then rerun the same command to resume") from error
         ran += 1
-        _stop_if_failing(study)
+        _stop_if_failing(study, run_started)
     return False
 
 
-def _stop_if_failing(study: optuna.Study) -> None:
-    """Stop the search when the study's last ``MAX_FAILURES_IN_A_ROW`` finished trials all failed."""
-    ended = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete),
+def _stop_if_failing(study: optuna.Study, run_started: float | None) -> None:
+    """Stop the search when the last ``MAX_FAILURES_IN_A_ROW`` trials this run finished all failed
+    (failures of an earlier run, whose cause the user may have fixed since, do not count)."""
+    ended = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete
+                    and (run_started is None or t.datetime_start.timestamp() >= run_started)),
                    key=lambda t: t.datetime_complete)[-MAX_FAILURES_IN_A_ROW:]
     if len(ended) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in ended):
         reason = ended[-1].user_attrs.get("fail_reason", "see the trials' fail reasons")
@@ -310,7 +313,8 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
     return study, space, context
 
 
-def worker_main(settings_json: str, deadline: str, slot: str, run_folder: str, verbosity: str) -> None:
+def worker_main(settings_json: str, run_started: str, deadline: str, slot: str, run_folder: str,
+                verbosity: str) -> None:
     """A worker process started by :func:`autocompress.search.supervisor.run_search`: prepare, then
     run trials; exit 0 when the study is done, ``EXIT_REPLACE_ME`` after ``trials_per_process``
     trials, or 2 with the one-line error written to ``<run_folder>/worker-<slot>.error``. Optuna
@@ -324,7 +328,7 @@ def worker_main(settings_json: str, deadline: str, slot: str, run_folder: str, v
         if space_distils(space):
             context.get_teacher()  # trained here, once, before the first trial
         more = work(study, Objective(settings, space, context, settings.location()), settings.trials,
-                    float(deadline) if deadline else None, settings.trials_per_process or None)
+                    float(deadline) if deadline else None, settings.trials_per_process or None, float(run_started))
     except UserError as error:
         error_file.write_text(str(error))
         sys.exit(2)

@@ -31,11 +31,11 @@ WORKER_CODE = "import sys; from autocompress.search.study import worker_main; wo
 class _Worker:
     """One worker process. ``run_folder`` holds the run's space and each worker's one-line error."""
 
-    def __init__(self, settings: SearchSettings, deadline: float | None, slot: int, run_folder: Path):
+    def __init__(self, settings: SearchSettings, started: float, deadline: float | None, slot: int, run_folder: Path):
         self.slot = slot
         self.error_file = run_folder / f"worker-{slot}.error"
         self.error_file.unlink(missing_ok=True)
-        self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, settings.to_json(),
+        self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, settings.to_json(), repr(started),
                                          "" if deadline is None else repr(deadline), str(slot), str(run_folder),
                                          str(optuna.logging.get_verbosity())], env=os.environ.copy())
 
@@ -62,16 +62,17 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     """
     location = settings.location()
     location.folder.mkdir(parents=True, exist_ok=True)
-    deadline = time.time() + settings.timeout if settings.timeout else None
+    started = time.time()
+    deadline = started + settings.timeout if settings.timeout else None
     with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder:
-        workers = [_Worker(settings, deadline, 0, Path(run_folder))]
+        workers = [_Worker(settings, started, deadline, 0, Path(run_folder))]
         watcher = _Watcher(settings, callbacks, on_ready)
         try:
             while workers:
                 time.sleep(POLL_SECONDS)
                 watcher.poll()
                 if watcher.first_trial_started and len(workers) < settings.workers and not watcher.more_started:
-                    workers += [_Worker(settings, deadline, slot, Path(run_folder)) for slot in range(1, settings.workers)]
+                    workers += [_Worker(settings, started, deadline, slot, Path(run_folder)) for slot in range(1, settings.workers)]
                     watcher.more_started = True
                 for worker in list(workers):
                     code = worker.process.poll()
@@ -79,7 +80,7 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
                         continue
                     workers.remove(worker)
                     if code == EXIT_REPLACE_ME:
-                        workers.append(_Worker(settings, deadline, worker.slot, Path(run_folder)))
+                        workers.append(_Worker(settings, started, deadline, worker.slot, Path(run_folder)))
                     elif code != 0:
                         raise worker.error(code)
             watcher.poll()
