@@ -29,8 +29,9 @@ def anatomy(path: Path) -> dict[str, int]:
             params = tensor.quantization
             if params is None or params.scale is None:
                 continue
+            zero_points = params.zeroPoint if params.zeroPoint is not None else ()
             channels += len(params.scale)
-            quant += len(params.scale) * SCALE_BYTES + len(params.zeroPoint if params.zeroPoint is not None else ()) * ZERO_POINT_BYTES
+            quant += len(params.scale) * SCALE_BYTES + len(zero_points) * ZERO_POINT_BYTES
     size = path.stat().st_size
     return {"bytes": size, "tensor data": data, "quantization params": quant, "scales": channels,
             "rest": size - data - quant}

@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import optuna
 import sqlalchemy
@@ -34,6 +34,9 @@ from autocompress.search import fidelity
 from autocompress.search import storage as storage_mod
 from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, finished_or_running
 from autocompress.search.space import SearchSpace
+
+if TYPE_CHECKING:
+    from autocompress.data import Dataset
 
 MAX_FAILURES_IN_A_ROW = 5
 VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "optuna", "numpy")
@@ -68,7 +71,7 @@ def directions(objectives: tuple[str, ...]) -> list[str]:
     return ["maximize" if name == "accuracy" else "minimize" for name in objectives]
 
 
-def create_or_resume(settings: SearchSettings, dataset_name: str, space: SearchSpace | None = None,
+def create_or_resume(settings: SearchSettings, dataset: Dataset, space: SearchSpace | None = None,
                      slot: int = 0) -> tuple[optuna.Study, SearchSpace]:
     """Create the study, or resume it after checking it is the same search (``space``, else the
     one ``settings`` name).
@@ -78,11 +81,11 @@ def create_or_resume(settings: SearchSettings, dataset_name: str, space: SearchS
     """
     location = settings.location()
     backend = storage_mod.open_storage(location, settings.heartbeat)
-    space = space or settings.space(dataset_name)
+    space = space or settings.space(dataset.name)
     study = optuna.create_study(study_name=settings.name, storage=backend, load_if_exists=True,
                                 directions=directions(settings.objectives),
                                 sampler=make_sampler(settings.sampler, _process_seed(settings, backend, slot)))
-    identity = json.loads(json.dumps({"dataset": dataset_name, "space": space.to_dict(),
+    identity = json.loads(json.dumps({"dataset": dataset.name, "space": space.to_dict(),
                                       "objectives": list(settings.objectives), "size_metric": settings.size_metric}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -93,7 +96,7 @@ def create_or_resume(settings: SearchSettings, dataset_name: str, space: SearchS
         for key, value in identity.items():  # also one by one, for the dashboard and reports
             study.set_user_attr(key, value)
         study.set_user_attr("versions", library_versions())
-        study.set_user_attr("data_source", _data_source(settings))
+        study.set_user_attr("data_source", _data_source(settings, dataset))
     else:
         for key, value in identity.items():
             if stored.get(key) != value:
@@ -102,10 +105,12 @@ def create_or_resume(settings: SearchSettings, dataset_name: str, space: SearchS
     return study, space
 
 
-def _data_source(settings: SearchSettings) -> dict[str, str | None]:
-    """Where the search read its data (absolute paths), so that export finds it again without flags."""
-    given = Path(settings.dataset).expanduser()
-    return {"dataset": str(given.resolve()) if given.exists() else settings.dataset,
+def _data_source(settings: SearchSettings, dataset: Dataset) -> dict[str, str | None]:
+    """Where the search read its data, so that export finds it again without flags: a known
+    dataset's name (as :func:`load_dataset` decides) and the data dir, or the file it read."""
+    from autocompress.data.registry import canonical_name
+
+    return {"dataset": dataset.name if canonical_name(settings.dataset) else dataset.source,
             "data_dir": str(Path(settings.data_dir).expanduser().resolve()) if settings.data_dir else None}
 
 
@@ -303,7 +308,7 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
 
     dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
     known = pickle.loads(space_file.read_bytes()) if space_file and space_file.exists() else None
-    study, space = create_or_resume(settings, dataset.name, known, slot)
+    study, space = create_or_resume(settings, dataset, known, slot)
     if space_file and known is None:
         with atomic_file(space_file) as tmp:
             tmp.write_bytes(pickle.dumps(space))
