@@ -201,6 +201,23 @@ def test_builtin_spaces_load_and_suggest_valid_configurations():
             study.tell(trial, state=TrialState.FAIL)
 
 
+def test_a_built_wheel_ships_every_builtin_space(tmp_path):
+    """A non-editable install finds the same studies/*.toml (copied into autocompress/spaces)."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "wheel"), str(root)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "zipfile", "-e", str(next((tmp_path / "wheel").glob("*.whl"))),
+                    str(tmp_path / "installed")], check=True)
+    shipped = tmp_path / "installed" / "autocompress" / "spaces"
+    builtin = sorted((root / "studies").glob("*.toml"))
+    assert builtin and sorted(p.name for p in shipped.iterdir()) == [p.name for p in builtin]
+    assert all((shipped / p.name).read_text() == p.read_text() for p in builtin)
+    found = subprocess.run([sys.executable, "-c", "from autocompress.search import space; print(space.BUILTIN_SPACES)"],
+                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "installed")},
+                           capture_output=True, text=True, check=True)
+    assert Path(found.stdout.strip()) == shipped
+
+
 def test_cache_trim_removes_least_recently_used_models_with_their_notes(tmp_path):
     students, pruned = tmp_path / "students", tmp_path / "pruned"
     students.mkdir(), pruned.mkdir()

@@ -32,7 +32,8 @@ ALLOWED_CHOICES = {
     "prune_layers": LAYER_SETS, "quant": QUANT_MODES, "distill": (True, False), "assistant": (True, False),
     "per_channel": (True, False), "strip_names": (True, False),
 }
-BUILTIN_SPACES = Path(__file__).resolve().parents[2] / "studies"
+# studies/*.toml, reached through the autocompress/spaces link (a wheel holds copies of them there)
+BUILTIN_SPACES = Path(__file__).resolve().parents[1] / "spaces"
 
 
 @dataclass(frozen=True)
