@@ -6,12 +6,17 @@ Every module that touches TensorFlow imports ``tf`` and ``keras`` from here, so 
 
 import os
 
+from autocompress.quiet import native_stderr_dropped
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+with native_stderr_dropped():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    tf.config.list_physical_devices()  # initialise the device platforms (and their CUDA lines) here
 
 tf.get_logger().setLevel("ERROR")
 

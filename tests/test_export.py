@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,15 @@ def test_run_exported_script_reproduces_the_card(exported):
     assert result.returncode == 0, result.stdout + result.stderr
     card = json.loads((exported / "model.json").read_text())
     assert f"{100 * card['test_accuracy']:.2f}%" in result.stdout and "OK" in result.stdout
+
+
+def test_native_log_lines_stay_off_stderr_unless_asked_for(tiny_study, tmp_path):
+    quiet = _export(tiny_study, tmp_path / "quiet", "--pick", "smallest")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    imports = {switch: subprocess.run([sys.executable, "-c", "import autocompress._tf"], capture_output=True, text=True,
+                                      env={**os.environ, "AUTOCOMPRESS_TF_LOGS": switch}) for switch in ("0", "1")}
+    assert imports["0"].returncode == 0 and imports["0"].stderr == "", imports["0"].stderr
+    assert imports["1"].returncode == 0 and imports["1"].stderr.strip(), "TensorFlow logged nothing to hide"
 
 
 def test_export_replaces_an_earlier_export(tiny_study, exported, tmp_path):

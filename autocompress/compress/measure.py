@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from autocompress.quiet import native_stderr_dropped
+
 THREADS = 2
 
 
@@ -19,10 +21,11 @@ def file_sizes(path: Path) -> tuple[int, int]:
 
 
 def _interpreter(path: Path, batch: int) -> tuple[Interpreter, dict, dict]:
-    interpreter = Interpreter(model_path=str(path), num_threads=THREADS)
-    entry = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(entry["index"], [batch, *entry["shape"][1:]])
-    interpreter.allocate_tensors()
+    with native_stderr_dropped():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_path=str(path), num_threads=THREADS)
+        entry = interpreter.get_input_details()[0]
+        interpreter.resize_tensor_input(entry["index"], [batch, *entry["shape"][1:]])
+        interpreter.allocate_tensors()
     return interpreter, interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 
 

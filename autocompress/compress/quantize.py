@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from autocompress._tf import keras, tf
+from autocompress.quiet import native_stderr_dropped
 from tensorflow.lite.tools import flatbuffer_utils
 
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E501
@@ -91,8 +92,8 @@ def convert(model: keras.Model, mode: str, x_train: np.ndarray, per_channel: boo
         converter.representative_dataset = representative_data(x_train, scale=scale, offset=offset)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
-    with warnings.catch_warnings():  # it warns that the uint8 input's range was not given: calibration gives it
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings(), native_stderr_dropped():  # "fully_quantize: 0, ..." and a warning that the
+        warnings.simplefilter("ignore", UserWarning)  # uint8 input's range was not given: calibration gives it
         flatbuffer = converter.convert()
     return _strip_names(flatbuffer) if strip_names else flatbuffer
 
