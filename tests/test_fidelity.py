@@ -71,3 +71,14 @@ def test_a_trial_dominated_at_its_rung_is_stopped_there(bar_npz, tmp_path):
     assert trial.user_attrs["pruned_reason"].startswith("multi-fidelity: ") and "after 1 of 3 epochs" in \
         trial.user_attrs["pruned_reason"]
     assert not (out / "trials" / "00005" / "model.tflite").exists()  # stopped before quantization and export
+
+    # the same student again (same seed): judged on trial 5's rung accuracy, before any training
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study.enqueue_trial({"seed": trial.params["seed"]})
+    again = _search(*args, "--trials", "8", "--seed", "4")  # the waiting trial counts: it runs first
+    assert again.returncode == 0, again.stderr[-2000:]
+    repeat = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").trials[6]
+    assert repeat.state == TrialState.PRUNED and repeat.params == trial.params
+    assert repeat.user_attrs["rung_trial"] == 5 and repeat.user_attrs["rung_accuracy"] == trial.user_attrs["rung_accuracy"]
+    assert "after 1 of 3 epochs (its student's, in trial 5)" in repeat.user_attrs["pruned_reason"]
+    assert (repeat.datetime_complete - repeat.datetime_start).total_seconds() < 5  # nothing trained

@@ -100,6 +100,12 @@ class CompressionConfig:
     def prunes(self) -> bool:
         return self.sparsity > 0.0
 
+    def student_choices(self) -> tuple:
+        """The choices that determine the trained student, for one dataset and teacher (the
+        student cache's key hashes the same ones with the dataset and the teacher)."""
+        kd = (self.temperature, self.alpha, self.assistant) if self.distills else None
+        return self.student, self.width, kd, self.epochs, self.batch_size, self.learning_rate, self.seed
+
     def label(self) -> str:
         """A short readable name, e.g. ``cnn w0.50 T4 a0.3 60% global channel int8``."""
         # the width scales the families; the paper's presets are fixed

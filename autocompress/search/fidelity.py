@@ -11,7 +11,9 @@ budget already dominates the best this trial could still do:
 * its size is no bigger than this trial's smallest possible file: its weights alone.
 
 Until ``MIN_HISTORY`` completed trials have both numbers, nothing is stopped. A trial whose
-student is already cached trains nothing, so it has no rung and runs in full.
+student is already cached trains nothing, so it has no rung and runs in full. A trial whose
+student was stopped at its rung before (the same student choices: training is seeded) is judged
+on that rung accuracy before it trains anything.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Callable
 
 import numpy as np
 import optuna
+
+from autocompress.compress.config import CompressionConfig
+from autocompress.errors import UserError
 
 
 MIN_HISTORY = 3
@@ -49,6 +54,23 @@ def history(study: optuna.Study, epochs: int) -> list[Outcome]:
         if "rung_accuracy" in attrs and attrs.get("config", {}).get("epochs") == epochs:
             outcomes.append(Outcome(trial.number, attrs["rung_accuracy"], attrs["val_accuracy"], attrs["tflite_bytes"]))
     return outcomes
+
+
+def stopped_student(study: optuna.Study, config: CompressionConfig) -> tuple[int, float] | None:
+    """(trial number, rung accuracy) of an earlier trial whose student, the same as ``config``'s,
+    was stopped at its rung; None when there is none."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)):
+        attrs = trial.user_attrs
+        if "rung_accuracy" in attrs and "rung_trial" not in attrs and _student_choices(attrs) == config.student_choices():
+            return trial.number, attrs["rung_accuracy"]
+    return None
+
+
+def _student_choices(attrs: dict) -> tuple | None:
+    try:
+        return CompressionConfig.from_dict(attrs.get("config", {})).student_choices()
+    except UserError:  # a configuration recorded by another version
+        return None
 
 
 def dominating(outcomes: list[Outcome], rung_accuracy: float, min_size: float) -> Outcome | None:

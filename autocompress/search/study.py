@@ -172,6 +172,10 @@ class Objective:
         rung = fidelity.rung_epoch(config.epochs) if self.settings.stops_early else None
         callbacks = [fidelity.rung_callback(rung, dataset.x_val, dataset.y_val, self._judge(trial, config))
                      ] if rung else []
+        earlier = fidelity.stopped_student(trial.study, config) if rung else None
+        if earlier is not None:  # its student stopped at the rung before: judge it on that, untrained
+            number, accuracy = earlier
+            self._judge(trial, config, measured_in=number)(accuracy)
         try:
             result = pipeline.run(config, self.context, out_dir, callbacks)
         except optuna.TrialPruned:
@@ -205,8 +209,10 @@ class Objective:
         values = {"accuracy": result.val_accuracy, "size": float(size), "latency": result.latency_ms}
         return tuple(values[name] for name in self.settings.objectives)
 
-    def _judge(self, trial: optuna.Trial, config: CompressionConfig) -> Callable[[float], None]:
-        """Stop ``trial`` at its rung when a completed trial dominates its best case."""
+    def _judge(self, trial: optuna.Trial, config: CompressionConfig,
+               measured_in: int | None = None) -> Callable[[float], None]:
+        """Stop ``trial`` at its rung when a completed trial dominates its best case (judged on the
+        rung accuracy its student had in trial ``measured_in``, when given)."""
 
         def judge(accuracy: float) -> None:
             trial.set_user_attr("rung_accuracy", accuracy)
@@ -215,8 +221,11 @@ class Objective:
             winner = fidelity.dominating(fidelity.history(trial.study, config.epochs), accuracy,
                                          min_size)
             if winner is not None:
+                measured = "" if measured_in is None else f" (its student's, in trial {measured_in})"
+                if measured_in is not None:
+                    trial.set_user_attr("rung_trial", measured_in)
                 reason = (f"multi-fidelity: {100 * accuracy:.1f}% after {fidelity.rung_epoch(config.epochs)} of "
-                          f"{config.epochs} epochs cannot beat trial {winner.number} "
+                          f"{config.epochs} epochs{measured} cannot beat trial {winner.number} "
                           f"({100 * winner.val_accuracy:.1f}% at {winner.size:,.0f} B <= {min_size:,} B of weights)")
                 trial.set_user_attr("pruned_reason", reason)
                 raise optuna.TrialPruned(reason)
