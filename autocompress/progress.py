@@ -15,18 +15,22 @@ def progress_bar(console: Console | None = None) -> Progress:
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """Advance a rich task per batch; show the epoch, loss and accuracy."""
+    """Advance a rich task per batch (also when Keras reports several steps at once); show the epoch,
+    loss and accuracy."""
 
     def __init__(self, progress: Progress, description: str):
         super().__init__()
-        self.progress, self.description, self.task = progress, description, None
+        self.progress, self.description, self.task, self.epoch = progress, description, None, 0
 
     def on_train_begin(self, logs=None):
         total = self.params["epochs"] * (self.params.get("steps") or 1)
         self.task = self.progress.add_task(self.description, total=total, status="")
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
     def on_train_batch_end(self, batch, logs=None):
-        self.progress.advance(self.task)
+        self.progress.update(self.task, completed=self.epoch * (self.params.get("steps") or 1) + batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
