@@ -82,3 +82,13 @@ def test_a_trial_dominated_at_its_rung_is_stopped_there(bar_npz, tmp_path):
     assert repeat.user_attrs["rung_trial"] == 5 and repeat.user_attrs["rung_accuracy"] == trial.user_attrs["rung_accuracy"]
     assert "after 1 of 3 epochs (its student's, in trial 5)" in repeat.user_attrs["pruned_reason"]
     assert (repeat.datetime_complete - repeat.datetime_start).total_seconds() < 5  # nothing trained
+
+    # once that student is trained in full (here with multi-fidelity off), its old rung no longer stops it
+    for number, flags in ((8, ("--full-fidelity",)), (10, ())):  # each run adds one sampled trial after the queued one
+        study.enqueue_trial({"seed": trial.params["seed"]})
+        rerun = _search(*args, "--trials", str(number + 2), "--seed", str(number), *flags)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+    trials = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").trials
+    trained, cached = trials[8], trials[10]
+    assert trained.state == cached.state == TrialState.COMPLETE and cached.params == trained.params == trial.params
+    assert "rung_trial" not in cached.user_attrs and "student" in cached.user_attrs["reused"]

@@ -121,11 +121,20 @@ def student_key(config: CompressionConfig, dataset: Dataset, source: Teacher | N
                   config.batch_size, config.learning_rate, config.seed)
 
 
+def _student_path(config: CompressionConfig, context: Context, source: Teacher | None) -> Path:
+    return context.model_cache / "students" / f"{config.student}-{student_key(config, context.dataset, source)}.keras"
+
+
+def has_trained_student(config: CompressionConfig, context: Context) -> bool:
+    """Whether ``config``'s student is in the model cache (so a run trains no student)."""
+    return _student_path(config, context, context.knowledge_source(config) if config.distills else None).exists()
+
+
 def train_student(config: CompressionConfig, context: Context, source: Teacher | None,
                   callbacks, reused: list[str]) -> keras.Model:
     """The trained student (from the cache, or trained now with ``callbacks``)."""
     dataset = context.dataset
-    path = context.model_cache / "students" / f"{config.student}-{student_key(config, dataset, source)}.keras"
+    path = _student_path(config, context, source)
 
     def build():
         from autocompress.models import build_model

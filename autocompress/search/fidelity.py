@@ -13,7 +13,8 @@ budget already dominates the best this trial could still do:
 Until ``MIN_HISTORY`` completed trials have both numbers, nothing is stopped. A trial whose
 student is already cached trains nothing, so it has no rung and runs in full. A trial whose
 student was stopped at its rung before (the same student choices: training is seeded) is judged
-on that rung accuracy before it trains anything.
+on that rung accuracy before it trains anything, unless that student has since been trained in
+full (a trial with a smaller possible size passed the rule) and is cached.
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ class Objective:
         callbacks = [fidelity.rung_callback(rung, dataset.x_val, dataset.y_val, self._judge(trial, config))
                      ] if rung else []
         earlier = fidelity.stopped_student(trial.study, config) if rung else None
-        if earlier is not None:  # its student stopped at the rung before: judge it on that, untrained
+        if earlier is not None and not pipeline.has_trained_student(config, self.context):
+            # its student stopped at the rung before and was not trained in full since: judge it on that rung
             number, accuracy = earlier
             self._judge(trial, config, measured_in=number)(accuracy)
         try:
