@@ -20,17 +20,19 @@ class EpochProgress(keras.callbacks.Callback):
 
     def __init__(self, progress: Progress, description: str):
         super().__init__()
-        self.progress, self.description, self.task, self.epoch = progress, description, None, 0
+        self.progress, self.description, self.task = progress, description, None
+        self.steps_per_epoch, self.epoch = 1, 0
 
     def on_train_begin(self, logs=None):
-        total = self.params["epochs"] * (self.params.get("steps") or 1)
-        self.task = self.progress.add_task(self.description, total=total, status="")
+        self.steps_per_epoch = self.params.get("steps") or 1
+        self.task = self.progress.add_task(self.description, total=self.params["epochs"] * self.steps_per_epoch,
+                                           status="")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        self.progress.update(self.task, completed=self.epoch * (self.params.get("steps") or 1) + batch + 1)
+        self.progress.update(self.task, completed=self.epoch * self.steps_per_epoch + batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -14,10 +14,10 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from rich.console import Console
 
+from autocompress import training
 from autocompress._tf import keras, tf
 from autocompress.compress import measure, pipeline, prune
 from autocompress.compress.config import CompressionConfig
-from autocompress import training
 from autocompress.errors import UserError
 from autocompress.models import build_model
 from autocompress.progress import EpochProgress, progress_bar

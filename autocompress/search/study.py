@@ -222,8 +222,9 @@ class Objective:
             winner = fidelity.dominating(fidelity.history(trial.study, config.epochs), accuracy,
                                          min_size)
             if winner is not None:
-                measured = "" if measured_in is None else f" (its student's, in trial {measured_in})"
+                measured = ""
                 if measured_in is not None:
+                    measured = f" (its student's, in trial {measured_in})"
                     trial.set_user_attr("rung_trial", measured_in)
                 reason = (f"multi-fidelity: {100 * accuracy:.1f}% after {fidelity.rung_epoch(config.epochs)} of "
                           f"{config.epochs} epochs{measured} cannot beat trial {winner.number} "
