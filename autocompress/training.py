@@ -36,8 +36,9 @@ class TrainingConfig:
 
 
 STEPS_PER_EXECUTION = 32
-"""Training steps per call into TensorFlow: small models spend a noticeable share of each step in
-Keras's Python loop, so batch callbacks run every 32 steps (``EpochProgress`` counts them right)."""
+"""Training steps per call into TensorFlow (batch callbacks run every 32 steps; ``EpochProgress``
+counts them right). Meant to cut Keras's per-step Python work; no gain beyond the noise is measured
+yet (``benchmarks/train_loop.py``)."""
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
