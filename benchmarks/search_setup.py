@@ -41,6 +41,7 @@ def parser(description: str, dataset: str, quick_help: str, trials: int | None =
     options.add_argument("--cache-dir", default=None,
                          help="the teacher's cache (default: a fresh one in the work folder, so the teacher trains)")
     options.add_argument("--epochs", type=int, default=None, help="cap every trial's epochs (default: the space's)")
+    options.add_argument("--config", default=None, help="search-space TOML (default: the dataset's built-in space)")
     options.add_argument("--quick", action="store_true", help=quick_help)
     return options
 
@@ -55,8 +56,9 @@ def prepare(args: argparse.Namespace, name: str, quick_trials: int | None = None
 
         dataset = str(write_bar_npz(work / "bars.npz"))
         search_args, teacher_args = (*QUICK_EPOCHS, "--teacher-epochs", "3", "--config", str(QUICK_SPACE)), QUICK_EPOCHS
-    elif args.epochs:
-        search_args = ("--epochs", str(args.epochs))
+    else:
+        search_args = (*(("--epochs", str(args.epochs)) if args.epochs else ()),
+                       *(("--config", args.config) if args.config else ()))
     cache = args.cache_dir or str(work / "cache")
     subprocess.run([sys.executable, "-m", "autocompress", "teacher", "--dataset", dataset, "--data-dir",
                     args.data_dir, "--cache-dir", cache, *teacher_args], check=True, capture_output=True)
