@@ -16,7 +16,7 @@ from rich.console import Console
 
 from autocompress import training
 from autocompress._tf import keras, tf
-from autocompress.compress import measure, pipeline, prune
+from autocompress.compress import measure, pipeline, prune, quantize
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
 from autocompress.models import build_model
@@ -175,6 +175,20 @@ def test_stripped_names_shrink_the_file_and_keep_its_predictions(run, bar_datase
     assert not any(d["name"] for d in Interpreter(model_path=stripped.tflite_path).get_tensor_details())
     np.testing.assert_array_equal(measure.predict(Path(stripped.tflite_path), bar_dataset.x_test),
                                   measure.predict(Path(named.tflite_path), bar_dataset.x_test))
+
+
+@pytest.mark.parametrize("quant", ["none", "dynamic", "float16", "int8", "qat"])
+def test_the_fast_conversion_without_signature_gives_the_same_outputs(run, bar_dataset, tmp_path, quant):
+    model = keras.models.load_model(run().keras_path, compile=False)
+    if quant == "qat":
+        model = quantize.prepare_qat(model, sparse=False)
+    paths = []
+    for strip in (False, True):  # the Keras path (through a SavedModel, with its signature), the direct one
+        paths.append(tmp_path / f"stripped-{strip}.tflite")
+        paths[-1].write_bytes(quantize.convert(model, quant, bar_dataset.x_train, strip_names=strip))
+    named, stripped = (Interpreter(model_path=str(path)) for path in paths)
+    assert list(named.get_signature_list()) == ["serving_default"] and stripped.get_signature_list() == {}
+    np.testing.assert_array_equal(*(measure.outputs(path, bar_dataset.x_test) for path in paths))
 
 
 @pytest.mark.parametrize("scope", ["local", "global"])

@@ -29,19 +29,23 @@ def _interpreter(path: Path, batch: int) -> tuple[Interpreter, dict, dict]:
     return interpreter, interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 
 
-def predict(path: Path, x: np.ndarray, batch: int = 250) -> np.ndarray:
-    """Class predictions of the ``.tflite`` at ``path`` on raw pixels ``x`` (uint8 NHWC)."""
+def outputs(path: Path, x: np.ndarray, batch: int = 250) -> np.ndarray:
+    """The raw outputs (logits) of the ``.tflite`` at ``path`` on raw pixels ``x`` (uint8 NHWC)."""
     interpreter, entry, out = _interpreter(path, batch)
-    predictions = np.empty(len(x), dtype=np.int64)
+    rows = []
     for start in range(0, len(x), batch):
         chunk = x[start : start + batch]
         if len(chunk) < batch:  # pad the last batch to the allocated shape
             chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)])
         interpreter.set_tensor(entry["index"], chunk.astype(entry["dtype"]))
         interpreter.invoke()
-        scores = interpreter.get_tensor(out["index"])
-        predictions[start : start + batch] = np.argmax(scores, axis=1)[: len(x) - start]
-    return predictions
+        rows.append(interpreter.get_tensor(out["index"])[: len(x) - start])
+    return np.concatenate(rows)
+
+
+def predict(path: Path, x: np.ndarray, batch: int = 250) -> np.ndarray:
+    """Class predictions of the ``.tflite`` at ``path`` on raw pixels ``x`` (uint8 NHWC)."""
+    return np.argmax(outputs(path, x, batch), axis=1)
 
 
 def accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
