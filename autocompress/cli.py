@@ -157,7 +157,8 @@ def search(
                                                     "(gives back the memory TensorFlow keeps per fit); 0 = never."),
     heartbeat: int = typer.Option(30, help="Seconds between a running trial's heartbeats; a trial silent for 3 is failed and retried."),
     cache_limit: str = typer.Option("4GB", help="Bound on the trained-student and pruned-model caches "
-                                                "(least recently used files go first)."),
+                                                "(least recently used files go first); 0B reuses nothing, "
+                                                "not even a repeated configuration's result."),
     multi_fidelity: bool = typer.Option(True, "--multi-fidelity/--full-fidelity",
                                         help="Stop trials after a third of their epochs when they cannot reach the front."),
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),

@@ -241,6 +241,40 @@ def test_a_search_with_a_zero_cache_limit_completes_and_keeps_no_models(bar_npz,
     assert (cache / "teachers").is_dir()  # teachers are not trimmed: they are few and dear
 
 
+ONE_CONFIGURATION = """
+[space]
+student = "cnn"
+width = 0.25
+epochs = 1
+finetune_epochs = 1
+batch_size = 32
+distill = false
+prune_structure = "none"
+quant = "dynamic"
+"""
+
+
+@pytest.mark.parametrize("cache_limit", ["4GB", "0B"])
+def test_a_repeated_configuration_takes_its_twins_result_unless_nothing_is_reused(bar_npz, session_cache, tmp_path,
+                                                                                    cache_limit):
+    space, out = tmp_path / "one.toml", tmp_path / "study"
+    space.write_text(ONE_CONFIGURATION)
+    autocompress("search", "--dataset", str(bar_npz), "--config", str(space), "--cache-dir", str(session_cache),
+                 "--quiet", "--trials", "2", "--out", str(out), "--cache-limit", cache_limit)
+    first, second = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").get_trials()
+    assert first.state == second.state == TrialState.COMPLETE
+    assert first.user_attrs["fingerprint"] == second.user_attrs["fingerprint"]
+    if cache_limit == "0B":  # nothing reused: the same configuration runs again
+        assert "repeats" not in second.user_attrs and "distill" in second.user_attrs["stage_seconds"]
+        return
+    assert second.user_attrs["repeats"] == 0 and second.user_attrs["stage_seconds"] == {}
+    assert second.values == first.values and second.user_attrs["test_accuracy"] == first.user_attrs["test_accuracy"]
+    twin_file, copy = (out / "trials" / f"{n:05d}" / "model.tflite" for n in (0, 1))
+    assert copy.read_bytes() == twin_file.read_bytes()
+    assert (out / "artifacts" / second.user_attrs["artifacts"]["tflite"]).read_bytes() == twin_file.read_bytes()
+    assert json.loads((copy.parent / "result.json").read_text())["tflite_path"] == str(copy)
+
+
 def test_per_tensor_is_drawn_only_for_int8_ptq():
     space = SearchSpace.from_dict({"quant": ["int8", "qat", "float16", "dynamic"], "per_channel": [True, False]})
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(0))

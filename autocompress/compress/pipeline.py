@@ -121,6 +121,12 @@ def student_key(config: CompressionConfig, dataset: Dataset, source: Teacher | N
                   config.batch_size, config.learning_rate, config.seed)
 
 
+def run_key(config: CompressionConfig, context: Context) -> str:
+    """Everything that determines a run's result: its student's key and the whole configuration."""
+    source = context.knowledge_source(config) if config.distills else None
+    return key_of(student_key(config, context.dataset, source), config.to_dict())
+
+
 def _student_path(config: CompressionConfig, context: Context, source: Teacher | None) -> Path:
     return context.model_cache / "students" / f"{config.student}-{student_key(config, context.dataset, source)}.keras"
 

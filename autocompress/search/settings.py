@@ -90,6 +90,11 @@ class SearchSettings:
         """Multi-fidelity applies when the front is (accuracy, file bytes): see :mod:`.fidelity`."""
         return self.multi_fidelity and tuple(self.objectives) == OBJECTIVES[:2] and self.size_metric == "tflite"
 
+    @property
+    def reuses(self) -> bool:
+        """Whether trials reuse anything: trained students, pruned models, repeated configurations' results."""
+        return self.cache_limit != 0
+
     def location(self) -> storage_mod.StudyLocation:
         return storage_mod.locate(self.name, self.out, self.storage)
 

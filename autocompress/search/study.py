@@ -27,10 +27,10 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from autocompress import __version__
-from autocompress.cache import atomic_file, trim
+from autocompress.cache import atomic_file, key_of, trim
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UselessTeacher, UserError
-from autocompress.search import fidelity
+from autocompress.search import fidelity, repeats
 from autocompress.search import storage as storage_mod
 from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, finished_or_running
 from autocompress.search.space import SearchSpace
@@ -150,8 +150,6 @@ class Objective:
     def __call__(self, trial: optuna.Trial):
         from optuna.artifacts import upload_artifact
 
-        from autocompress.compress import pipeline
-
         release_memory()
         config = self.space.suggest(trial)
         if self.settings.epochs is not None:
@@ -169,16 +167,8 @@ class Objective:
                 trial.set_user_attr("pruned_reason", f"weights alone need {predicted} bytes > --max-size")
                 raise optuna.TrialPruned(f"predicted size {predicted} B exceeds --max-size {self.settings.max_size} B")
         out_dir = self.location.trials_dir / f"{trial.number:05d}"
-        rung = fidelity.rung_epoch(config.epochs) if self.settings.stops_early else None
-        callbacks = [fidelity.rung_callback(rung, dataset.x_val, dataset.y_val, self._judge(trial, config))
-                     ] if rung else []
-        earlier = fidelity.stopped_student(trial.study, config) if rung else None
-        if earlier is not None and not pipeline.has_trained_student(config, self.context):
-            # its student stopped at the rung before and was not trained in full since: judge it on that rung
-            number, accuracy = earlier
-            self._judge(trial, config, measured_in=number)(accuracy)
         try:
-            result = pipeline.run(config, self.context, out_dir, callbacks)
+            record = self._repeated(trial, config, out_dir) or self._compressed(trial, config, out_dir)
         except optuna.TrialPruned:
             raise
         except Exception as error:  # the trial fails with its reason on record; the study goes on
@@ -192,23 +182,50 @@ class Objective:
             if self.settings.cache_limit is not None:
                 models = self.context.model_cache
                 trim([models / "students", models / "pruned"], self.settings.cache_limit)
-        record = {key: value for key, value in result.to_dict().items() if key != "config"}
         for key, value in record.items():
             trial.set_user_attr(key, value)
         store = storage_mod.artifact_store(self.location)
         trial.set_user_attr("artifacts", {
-            "tflite": upload_artifact(artifact_store=store, file_path=result.tflite_path, study_or_trial=trial),
-            "keras": upload_artifact(artifact_store=store, file_path=result.keras_path, study_or_trial=trial),
-        })
-        size = result.tflite_bytes if self.settings.size_metric == "tflite" else result.gzip_bytes
+            kind: upload_artifact(artifact_store=store, file_path=record[f"{kind}_path"], study_or_trial=trial)
+            for kind in ("tflite", "keras")})
+        size = record["tflite_bytes"] if self.settings.size_metric == "tflite" else record["gzip_bytes"]
         if self.settings.max_size is not None:  # Optuna's convention: feasible when <= 0
             trial.set_constraint("max_size", size - self.settings.max_size)
         if self.settings.min_accuracy is not None:
-            trial.set_constraint("min_accuracy", self.settings.min_accuracy - result.val_accuracy)
-        _save_note(trial, f"{config.label()}: {100 * result.val_accuracy:.1f}% val, "
-                          f"{100 * result.test_accuracy:.1f}% test, {size / 1024:.1f} KB")
-        values = {"accuracy": result.val_accuracy, "size": float(size), "latency": result.latency_ms}
+            trial.set_constraint("min_accuracy", self.settings.min_accuracy - record["val_accuracy"])
+        repeated = f" (as trial {record['repeats']})" if "repeats" in record else ""
+        _save_note(trial, f"{config.label()}: {100 * record['val_accuracy']:.1f}% val, "
+                          f"{100 * record['test_accuracy']:.1f}% test, {size / 1024:.1f} KB{repeated}")
+        values = {"accuracy": record["val_accuracy"], "size": float(size), "latency": record["latency_ms"]}
         return tuple(values[name] for name in self.settings.objectives)
+
+    def _repeated(self, trial: optuna.Trial, config: CompressionConfig, out_dir: Path) -> dict | None:
+        """The result of the completed trial that ran ``config`` already (see :mod:`.repeats`), if any."""
+        from autocompress.compress import pipeline
+
+        fingerprint = key_of(pipeline.run_key(config, self.context), self.versions)
+        trial.set_user_attr("fingerprint", fingerprint)
+        twin = repeats.completed_twin(trial.study, fingerprint) if self.settings.reuses else None
+        try:
+            return repeats.copied_result(twin, self.location, out_dir) if twin else None
+        except UserError:  # the twin's files are gone (a study folder copied without them): run it again
+            return None
+
+    def _compressed(self, trial: optuna.Trial, config: CompressionConfig, out_dir: Path) -> dict:
+        """Compress ``config`` now (stopping at the multi-fidelity rung if it cannot reach the front)."""
+        from autocompress.compress import pipeline
+
+        dataset = self.context.dataset
+        rung = fidelity.rung_epoch(config.epochs) if self.settings.stops_early else None
+        callbacks = [fidelity.rung_callback(rung, dataset.x_val, dataset.y_val, self._judge(trial, config))
+                     ] if rung else []
+        earlier = fidelity.stopped_student(trial.study, config) if rung else None
+        if earlier is not None and not pipeline.has_trained_student(config, self.context):
+            # its student stopped at the rung before and was not trained in full since: judge it on that rung
+            number, accuracy = earlier
+            self._judge(trial, config, measured_in=number)(accuracy)
+        result = pipeline.run(config, self.context, out_dir, callbacks)
+        return {key: value for key, value in result.to_dict().items() if key != "config"}
 
     def _judge(self, trial: optuna.Trial, config: CompressionConfig,
                measured_in: int | None = None) -> Callable[[float], None]:
