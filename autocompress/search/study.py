@@ -139,7 +139,8 @@ def predicted_weight_bytes(config: CompressionConfig, input_shape: tuple[int, ..
 
 @dataclass
 class Objective:
-    """One trial: suggest a configuration, compress it, record everything, return the objectives."""
+    """One trial: suggest a configuration, compress it (or take the result of a completed trial that
+    ran it: :mod:`.repeats`), record everything, return the objectives."""
 
     settings: SearchSettings
     space: SearchSpace

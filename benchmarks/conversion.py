@@ -1,0 +1,70 @@
+"""Conversion time: TFLite's Keras path (it writes a SavedModel first, for the file's signature)
+against the direct path a stripped file takes (``strip_names``: no signature to keep).
+
+    python benchmarks/conversion.py --data-dir ../shared/datasets     # Fashion-MNIST, dscnn x0.5
+    python benchmarks/conversion.py --quick                           # random pixels, cnn x0.25
+
+Per quantization mode: the median seconds of ``--repeats`` conversions by each path, and the
+largest difference between the two files' outputs on test images (0 means the same outputs).
+The model is untrained: conversion time does not depend on the weights' values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+
+from autocompress.compress import measure, quantize  # noqa: E402
+from autocompress.models import build_model  # noqa: E402
+
+MODES = ("none", "dynamic", "float16", "int8", "qat")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--data-dir", default="../shared/datasets")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="random 16x16 pixels and a cnn x0.25, 1 repeat")
+    args = parser.parse_args()
+    if args.quick:
+        x_train = np.random.default_rng(0).integers(0, 256, (300, 16, 16, 1), dtype=np.uint8)
+        x_test, classes, student, width, repeats = x_train[:100], 10, "cnn", 0.25, 1
+    else:
+        from autocompress.data import load_dataset
+
+        dataset = load_dataset(args.dataset, args.data_dir, args.cache_dir)
+        x_train, x_test, classes = dataset.x_train, dataset.x_test[:1000], dataset.num_classes
+        student, width, repeats = "dscnn", 0.5, args.repeats
+    float_model = build_model(student, x_train.shape[1:], classes, width=width)
+    folder = Path(tempfile.mkdtemp(prefix="conversion-"))
+    print(f"{student} x{width}, {float_model.count_params():,} parameters, median of {repeats} conversions")
+    print("| mode | Keras path s (signature kept) | direct path s (stripped) | max output difference |")
+    print("| --- | --- | --- | --- |")
+    for mode in MODES:
+        model = quantize.prepare_qat(float_model, sparse=False) if mode == "qat" else float_model
+        seconds, paths = {}, {}
+        for strip in (False, True):
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                flatbuffer = quantize.convert(model, mode, x_train, strip_names=strip)
+                times.append(time.perf_counter() - started)
+            seconds[strip], paths[strip] = statistics.median(times), folder / f"{mode}-{strip}.tflite"
+            paths[strip].write_bytes(flatbuffer)
+        difference = np.abs(measure.outputs(paths[False], x_test) - measure.outputs(paths[True], x_test)).max()
+        print(f"| {mode} | {seconds[False]:.2f} | {seconds[True]:.2f} | {difference:g} |")
+
+
+if __name__ == "__main__":
+    main()
