@@ -24,11 +24,13 @@ from autocompress.search.storage import load_study
 from search_setup import parser, prepare
 
 
-def hypervolume(study_dir: Path, name: str, reference: tuple[float, float]) -> tuple[float, int]:
+def hypervolume(study_dir: Path, name: str, reference: tuple[float, float]) -> tuple[float, int, int]:
+    """The normalised hypervolume, the completed trials and how many of them repeated an earlier one."""
     study, _ = load_study(name, study_dir)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     points = [(1.0 - t.values[0], t.values[1]) for t in trials]
-    return hypervolume_2d(points, reference) / (reference[0] * reference[1]), len(trials)
+    repeats = sum("repeats" in t.user_attrs for t in trials)
+    return hypervolume_2d(points, reference) / (reference[0] * reference[1]), len(trials), repeats
 
 
 def main() -> None:
@@ -40,8 +42,8 @@ def main() -> None:
     args = options.parse_args()
     setup = prepare(args, "sampler-quality")
     minutes, reference = (1, (1.0, 64 * 1024)) if args.quick else (args.minutes, (1.0, args.reference_kb * 1024))
-    print(f"| sampler | seed | completed trials in {minutes:g} min | hypervolume |")
-    print("| --- | --- | --- | --- |")
+    print(f"| sampler | seed | completed trials in {minutes:g} min | of them repeats | hypervolume |")
+    print("| --- | --- | --- | --- | --- |")
     results: dict[str, list[float]] = {}
     for sampler in args.samplers:
         for seed in args.seeds:
@@ -49,9 +51,9 @@ def main() -> None:
             subprocess.run(setup.search("--sampler", sampler, "--seed", str(seed), "--trials", "10000",
                                         "--timeout", str(60 * minutes), "--study-name", name, "--out", str(out)),
                            check=True, capture_output=True)
-            volume, count = hypervolume(out, name, reference)
+            volume, count, repeats = hypervolume(out, name, reference)
             results.setdefault(sampler, []).append(volume)
-            print(f"| {sampler} | {seed} | {count} | {volume:.4f} |", flush=True)
+            print(f"| {sampler} | {seed} | {count} | {repeats} | {volume:.4f} |", flush=True)
     print()
     for sampler, volumes in results.items():
         print(f"{sampler}: median hypervolume {statistics.median(volumes):.4f} over {len(volumes)} seeds")
