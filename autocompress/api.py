@@ -6,6 +6,7 @@ from pathlib import Path
 
 from autocompress.compress import pipeline
 from autocompress.compress.config import CompressionConfig, Result
+from autocompress.precision import resolve as resolve_precision
 from autocompress.data import KNOWN_DATASETS, Dataset, default_cache_dir, load_dataset, locate_dataset
 from autocompress.teacher import Teacher, default_recipe, load_user_teacher, train_or_load
 
@@ -16,25 +17,30 @@ def list_datasets(data_dir: str | Path | None = None) -> dict[str, Path | None]:
 
 
 def get_teacher(dataset: Dataset, cache_dir: str | Path | None = None, *, epochs: int | None = None, seed: int = 0,
-                teacher_path: str | Path | None = None, callbacks=()) -> Teacher:
-    """The user's teacher (``teacher_path``), or the built-in one: trained once, then loaded from the cache."""
+                teacher_path: str | Path | None = None, callbacks=(), precision: str = "auto") -> Teacher:
+    """The user's teacher (``teacher_path``), or the built-in one: trained once (in ``precision``:
+    ``auto``, ``float32`` or ``bfloat16``), then loaded from the cache."""
     cache = default_cache_dir(cache_dir)
     if teacher_path is not None:
         return load_user_teacher(dataset, teacher_path, cache)
-    return train_or_load(dataset, default_recipe(dataset, epochs, seed), cache, callbacks=callbacks)
+    recipe = default_recipe(dataset, epochs, seed, resolve_precision(precision))
+    return train_or_load(dataset, recipe, cache, callbacks=callbacks)
 
 
 def make_context(dataset: Dataset, cache_dir: str | Path | None = None, *, teacher_epochs: int | None = None,
-                 teacher_path: str | Path | None = None) -> pipeline.Context:
+                 teacher_path: str | Path | None = None, precision: str = "auto") -> pipeline.Context:
     """A pipeline context whose teacher is trained or loaded only when a configuration distils."""
     cache = default_cache_dir(cache_dir)
+    resolved = resolve_precision(precision)
     return pipeline.Context(dataset, cache, lambda: get_teacher(dataset, cache, epochs=teacher_epochs,
-                                                                teacher_path=teacher_path))
+                                                                teacher_path=teacher_path, precision=resolved),
+                            precision=resolved)
 
 
 def compress(config: CompressionConfig, dataset: str | Dataset, out_dir: str | Path, *,
              data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-             teacher_epochs: int | None = None, teacher_path: str | Path | None = None) -> Result:
+             teacher_epochs: int | None = None, teacher_path: str | Path | None = None,
+             precision: str = "auto") -> Result:
     """Distil, prune and quantize ``dataset``'s student as ``config`` says; measure the written ``.tflite``.
 
     >>> from autocompress import CompressionConfig, compress                      # doctest: +SKIP
@@ -43,5 +49,6 @@ def compress(config: CompressionConfig, dataset: str | Dataset, out_dir: str | P
     """
     if not isinstance(dataset, Dataset):
         dataset = load_dataset(dataset, data_dir, cache_dir)
-    context = make_context(dataset, cache_dir, teacher_epochs=teacher_epochs, teacher_path=teacher_path)
+    context = make_context(dataset, cache_dir, teacher_epochs=teacher_epochs, teacher_path=teacher_path,
+                           precision=precision)
     return pipeline.run(config, context, Path(out_dir))

@@ -24,6 +24,8 @@ errors = Console(stderr=True)
 
 DataDir = typer.Option(None, "--data-dir", help="Folder with local dataset files (also $AUTOCOMPRESS_DATA_DIR).")
 CacheDir = typer.Option(None, "--cache-dir", help="Cache folder (default ~/.cache/autocompress, or $AUTOCOMPRESS_CACHE_DIR).")
+PrecisionOpt = typer.Option("auto", "--precision", help="Training precision: auto (bfloat16 mixed precision where the "
+                            "processor has native bfloat16, else float32), float32 or bfloat16.")
 DatasetArg = typer.Option(..., "--dataset", help="mnist, fashion_mnist, cifar10, cifar100, or a path to an .npz, image folder or archive.")
 
 
@@ -56,16 +58,19 @@ def datasets(data_dir: Optional[Path] = DataDir) -> None:
 def teacher(dataset: str = DatasetArg, epochs: Optional[int] = typer.Option(None, help="Training epochs (default: 10 grey, 30 colour)."),
             seed: int = typer.Option(0, help="Random seed."),
             teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Use your own saved Keras model instead."),
+            precision: str = PrecisionOpt,
             data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir) -> None:
     """Train the teacher once (or load it from the cache) and print its accuracy."""
     from autocompress.api import get_teacher
     from autocompress.data import load_dataset
+    from autocompress.precision import resolve
     from autocompress.progress import EpochProgress, progress_bar
 
+    resolve(precision)
     data = load_dataset(dataset, data_dir, cache_dir)
     with progress_bar(console) as progress:
         result = get_teacher(data, cache_dir, epochs=epochs, seed=seed, teacher_path=teacher_path,
-                             callbacks=[EpochProgress(progress, f"teacher on {data.name}")])
+                             callbacks=[EpochProgress(progress, f"teacher on {data.name}")], precision=precision)
     table = Table("teacher", "params", "val accuracy", "test accuracy", "train seconds", "cached at")
     table.add_row(result.name, f"{result.params:,}", f"{result.val_accuracy:.4f}", f"{result.test_accuracy:.4f}",
                   f"{result.train_seconds:.0f}", str(result.path))
@@ -95,11 +100,15 @@ def compress(
     seed: int = typer.Option(0, help="Random seed."),
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
+    precision: str = PrecisionOpt,
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
     """Run one configuration: distil -> prune -> quantize, then measure the exported .tflite."""
     from autocompress.api import compress as run_compress
     from autocompress.compress.config import CompressionConfig
+    from autocompress.precision import resolve
+
+    resolve(precision)
 
     if prune_structure == "2:4" and sparsity == 0.0:
         sparsity = 0.5
@@ -110,7 +119,7 @@ def compress(
                                seed=seed)
     with console.status(f"compressing: {config.label()}"):
         result = run_compress(config, dataset, out, data_dir=data_dir, cache_dir=cache_dir,
-                              teacher_epochs=teacher_epochs, teacher_path=teacher_path)
+                              teacher_epochs=teacher_epochs, teacher_path=teacher_path, precision=precision)
     table = Table("configuration", "val acc", "test acc", "bytes", "gzip bytes", "params (non-zero)",
                   "efficiency %/KB", "latency ms", "seconds")
     table.add_row(config.label(), f"{result.val_accuracy:.4f}", f"{result.test_accuracy:.4f}",
@@ -163,6 +172,7 @@ def search(
                                         help="Stop trials after a third of their epochs when they cannot reach the front."),
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
+    precision: str = PrecisionOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No live display."),
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
@@ -179,7 +189,8 @@ def search(
         min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
         teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat,
-        multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit), trials_per_process=trials_per_process)
+        multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit), trials_per_process=trials_per_process,
+        precision=precision)
     import optuna
     from optuna.trial import TrialState
 

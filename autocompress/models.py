@@ -2,7 +2,7 @@
 
 Every model takes raw pixels (0-255, NHWC, float32) and normalises them in its first
 layer, so an exported model needs none of our preprocessing code. Every model outputs
-logits.
+logits, computed in float32 also under a mixed-precision policy (Keras' rule for the last layer).
 
 Two kinds of architecture:
 
@@ -47,7 +47,7 @@ def _head(x, num_classes: int, dropout: float = 0.0):
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    return layers.Dense(num_classes, name="logits", dtype="float32")(x)
 
 
 def build_cnn(input_shape, num_classes: int, width: float = 1.0, dropout: float = 0.0) -> keras.Model:
@@ -108,7 +108,7 @@ def _paper_net(name: str, convs: tuple[int, ...], padding: str, pool_after: tupl
             if hidden_bn:
                 x = _batch_norm(name="hidden_bn")(x)
             x = layers.ReLU(name="hidden_relu")(x)
-        return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name=name)
+        return keras.Model(inputs, layers.Dense(num_classes, name="logits", dtype="float32")(x), name=name)
 
     return build
 

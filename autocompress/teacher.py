@@ -23,6 +23,8 @@ from autocompress.cache import atomic_directory, content_hash
 from autocompress.data import Dataset
 from autocompress.errors import UserError
 from autocompress.models import build_model
+from autocompress.precision import Precision, as_float32, policy
+from autocompress.strong_teacher import build_airbench, decay_for, train_airbench
 from autocompress.training import TrainingConfig, keras_accuracy, predict_logits, train
 
 FLIPPABLE = ("fashion_mnist", "cifar10", "cifar100")
@@ -30,11 +32,13 @@ FLIPPABLE = ("fashion_mnist", "cifar10", "cifar100")
 
 @dataclass(frozen=True)
 class TeacherRecipe:
-    """What the built-in teacher (or an assistant) is and how it is trained."""
+    """What the built-in teacher (or an assistant) is and how it is trained (``precision``: see
+    :mod:`autocompress.precision`)."""
 
     architecture: str
     width: float
     training: TrainingConfig
+    precision: Precision = "float32"
 
     def key(self, dataset: Dataset, parent: str = "") -> str:
         spec = {"dataset": dataset.fingerprint, "recipe": asdict(self), "parent": parent, "version": __version__}
@@ -63,14 +67,15 @@ def augmentations(dataset: Dataset) -> tuple[str, ...]:
     return ("flip",) if dataset.name in FLIPPABLE else ()
 
 
-def default_recipe(dataset: Dataset, epochs: int | None = None, seed: int = 0) -> TeacherRecipe:
+def default_recipe(dataset: Dataset, epochs: int | None = None, seed: int = 0,
+                   precision: Precision = "float32") -> TeacherRecipe:
     """The built-in teacher: a VGG-style CNN for grey images, a 2x-wide ResNet-8 for colour."""
     grey = dataset.input_shape[-1] == 1
     architecture, width, default_epochs = ("cnn", 1.0, 10) if grey else ("resnet8", 2.0, 30)
     batch_size = min(128, max(16, len(dataset.x_train) // 50))  # small data: still ~50 steps per epoch
     training = TrainingConfig(epochs=epochs or default_epochs, batch_size=batch_size,
                               augment=augmentations(dataset) + ("translate",), seed=seed)
-    return TeacherRecipe(architecture, width, training)
+    return TeacherRecipe(architecture, width, training, precision)
 
 
 def _load(path: Path) -> Teacher:
@@ -124,15 +129,24 @@ def train_or_load(dataset: Dataset, recipe: TeacherRecipe, cache_dir: Path, *, p
     if (path / "teacher.json").exists():
         return _load(path)
     keras.utils.set_random_seed(recipe.training.seed)
-    model = build_model(recipe.architecture, dataset.input_shape, dataset.num_classes, width=recipe.width)
     started = time.perf_counter()
     kd = {}
     if parent is not None:
         kd = dict(teacher_logits=parent.logits_train, teacher_logits_flipped=parent.logits_train_flipped,
                   temperature=temperature, alpha=alpha)
-    train(model, dataset.x_train, dataset.y_train, dataset.num_classes, recipe.training, callbacks=callbacks, **kd)
+    with policy(recipe.precision):
+        if recipe.architecture == "airbench":
+            model = build_airbench(dataset.input_shape, dataset.num_classes, recipe.width,
+                                   decay=decay_for(recipe.training.batch_size))
+            train_airbench(model, dataset.x_train, dataset.y_train, dataset.num_classes, recipe.training.epochs,
+                           recipe.training.batch_size, recipe.training.seed, "flip" in recipe.training.augment,
+                           callbacks=callbacks)
+        else:
+            model = build_model(recipe.architecture, dataset.input_shape, dataset.num_classes, width=recipe.width)
+            train(model, dataset.x_train, dataset.y_train, dataset.num_classes, recipe.training,
+                  callbacks=callbacks, **kd)
     name = f"{recipe.architecture} x{recipe.width:g}"
-    return _store(path, model, dataset, name, key, time.perf_counter() - started)
+    return _store(path, as_float32(model), dataset, name, key, time.perf_counter() - started)
 
 
 def load_user_teacher(dataset: Dataset, teacher_path: str | Path, cache_dir: Path) -> Teacher:

@@ -175,6 +175,7 @@ class Result:
     teacher: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     reused: tuple[str, ...] = field(default_factory=tuple)  # cached models this run loaded instead of training
+    precision: str = "float32"  # the student trained in bfloat16 mixed precision or float32
 
     @property
     def efficiency(self) -> float:

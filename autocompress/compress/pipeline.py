@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from autocompress import __version__
+from autocompress import __version__, precision
 from autocompress._tf import keras
 from autocompress.cache import atomic_file, key_of
 from autocompress.compress import measure, prune, quantize
 from autocompress.compress.config import CompressionConfig, InputContract, Result
 from autocompress.data import Dataset
 from autocompress.errors import TrainingFailed, UselessTeacher
+from autocompress.precision import Precision
 from autocompress.teacher import Teacher, TeacherRecipe, augmentations, train_or_load
 from autocompress.training import TrainingConfig, train
 
@@ -35,12 +36,14 @@ class Context:
     ``teacher`` is a :class:`Teacher` or a zero-argument callable returning one (trained or
     loaded only when a configuration distils). Teachers live in ``cache_dir``; trained students
     and pruned models in ``models_dir`` (a study's own folder), else in ``cache_dir`` too.
+    ``precision`` is the one students and assistants train in (:mod:`autocompress.precision`).
     """
 
     dataset: Dataset
     cache_dir: Path
     teacher: Teacher | object | None = None
     models_dir: Path | None = None
+    precision: Precision = "float32"
     _assistants: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -62,7 +65,7 @@ class Context:
         architecture = PAPER_ASSISTANTS.get(config.student, config.student)
         recipe = TeacherRecipe(architecture, 1.0, TrainingConfig(
             epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-            augment=augmentations(self.dataset), seed=config.seed))
+            augment=augmentations(self.dataset), seed=config.seed), precision=self.precision)
         if recipe not in self._assistants:
             self._assistants[recipe] = train_or_load(self.dataset, recipe, self.cache_dir, parent=teacher,
                                                      temperature=ASSISTANT_TEMPERATURE, alpha=ASSISTANT_ALPHA)
@@ -114,21 +117,21 @@ def _kd_arguments(config: CompressionConfig, source: Teacher | None) -> dict:
                 temperature=config.temperature, alpha=config.alpha)
 
 
-def student_key(config: CompressionConfig, dataset: Dataset, source: Teacher | None) -> str:
+def student_key(config: CompressionConfig, context: Context, source: Teacher | None) -> str:
     """Everything that determines a trained student (and nothing downstream of it)."""
     kd = (config.temperature, config.alpha, source.key) if source else None
-    return key_of(__version__, dataset.fingerprint, config.student, config.width, kd, config.epochs,
-                  config.batch_size, config.learning_rate, config.seed)
+    return key_of(__version__, context.dataset.fingerprint, config.student, config.width, kd, config.epochs,
+                  config.batch_size, config.learning_rate, config.seed, context.precision)
 
 
 def run_key(config: CompressionConfig, context: Context) -> str:
     """Everything that determines a run's result: its student's key and the whole configuration."""
     source = context.knowledge_source(config) if config.distills else None
-    return key_of(student_key(config, context.dataset, source), config.to_dict())
+    return key_of(student_key(config, context, source), config.to_dict())
 
 
 def _student_path(config: CompressionConfig, context: Context, source: Teacher | None) -> Path:
-    return context.model_cache / "students" / f"{config.student}-{student_key(config, context.dataset, source)}.keras"
+    return context.model_cache / "students" / f"{config.student}-{student_key(config, context, source)}.keras"
 
 
 def has_trained_student(config: CompressionConfig, context: Context) -> bool:
@@ -146,9 +149,11 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
         from autocompress.models import build_model
 
         keras.utils.set_random_seed(config.seed)
-        model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
-        return train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
-                     callbacks=callbacks, **_kd_arguments(config, source))
+        with precision.policy(context.precision):
+            model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
+            train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
+                  callbacks=callbacks, **_kd_arguments(config, source))
+        return precision.as_float32(model)
 
     return _cached_model(path, build, reused, "student")
 
@@ -208,7 +213,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
 
     if config.prunes:
         stages.start()
-        model = prune_student(model, config, context, source, student_key(config, dataset, source), notes, reused)
+        model = prune_student(model, config, context, source, student_key(config, context, source), notes, reused)
         stages.stop("prune")
 
     sparsity = prune.measure_sparsity(model)
@@ -245,6 +250,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
         input_contract=InputContract(shape=(1, *dataset.input_shape), dtype=quantize.input_dtype(config.quant)),
         tflite_path=str(tflite_path), keras_path=str(out_dir / "model.keras"),
         teacher=source.name if source else None, notes=tuple(notes), reused=tuple(reused),
+        precision=context.precision,
     )
     with atomic_file(out_dir / "result.json") as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))

@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autocompress.errors import UserError
+from autocompress.precision import CHOICES as PRECISIONS
 from autocompress.search import storage as storage_mod
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class SearchSettings:
     multi_fidelity: bool = True
     cache_limit: int | None = 4 * 1024 ** 3
     trials_per_process: int = 10
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -76,6 +78,8 @@ class SearchSettings:
             (self.cache_limit is None or self.cache_limit >= 0, f"--cache-limit must be >= 0 (got {self.cache_limit})"),
             (self.trials_per_process >= 0,
              f"--trials-per-process must be >= 0 (0: never replace a worker; got {self.trials_per_process})"),
+            (self.precision in PRECISIONS,
+             f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"),
         ]
         for ok, message in checks:
             if not ok:

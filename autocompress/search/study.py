@@ -342,7 +342,7 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
         with atomic_file(space_file) as tmp:
             tmp.write_bytes(pickle.dumps(space))
     context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
-                           teacher_path=settings.teacher_path)
+                           teacher_path=settings.teacher_path, precision=settings.precision)
     context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
     return study, space, context
 
