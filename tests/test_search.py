@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from autocompress.cache import trim
 from autocompress.errors import UserError
 from autocompress.search.space import SearchSpace
-from study_fixture import trials_while_searching
+from study_fixture import assert_user_error, run_cli, trials_while_searching
 
 SPACE = """
 [space]
@@ -255,20 +255,29 @@ quant = "dynamic"
 
 
 @pytest.mark.parametrize("cache_limit", ["4GB", "0B"])
-def test_a_repeated_configuration_takes_its_twins_result_unless_nothing_is_reused(bar_npz, session_cache, tmp_path,
-                                                                                    cache_limit):
+def test_a_repeated_configuration_takes_its_twins_result_and_does_not_count(bar_npz, session_cache, tmp_path,
+                                                                             cache_limit):
+    """A one-configuration space asked for 2 trials: with reuse, the repeats take trial 0's result, do not
+    count towards --trials, and after MAX_REPEATS_IN_A_ROW of them the search says why it stops short."""
+    from autocompress.search.settings import finished_or_running
+    from autocompress.search.study import MAX_REPEATS_IN_A_ROW
+
     space, out = tmp_path / "one.toml", tmp_path / "study"
     space.write_text(ONE_CONFIGURATION)
-    autocompress("search", "--dataset", str(bar_npz), "--config", str(space), "--cache-dir", str(session_cache),
-                 "--quiet", "--trials", "2", "--out", str(out), "--cache-limit", cache_limit)
-    first, second = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").get_trials()
+    result = run_cli("search", "--dataset", bar_npz, "--config", space, "--cache-dir", session_cache,
+                     "--quiet", "--trials", "2", "--out", out, "--cache-limit", cache_limit)
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    first, second, *rest = study.get_trials()
     assert first.state == second.state == TrialState.COMPLETE
     assert first.user_attrs["fingerprint"] == second.user_attrs["fingerprint"]
-    if cache_limit == "0B":  # nothing reused: the same configuration runs again
-        assert "repeats" not in second.user_attrs and "distill" in second.user_attrs["stage_seconds"]
+    if cache_limit == "0B":  # nothing reused: the same configuration runs again, and counts
+        assert result.returncode == 0, result.stderr
+        assert not rest and "repeats" not in second.user_attrs and "distill" in second.user_attrs["stage_seconds"]
         return
-    assert second.user_attrs["repeats"] == 0 and second.user_attrs["stage_seconds"] == {}
-    assert second.values == first.values and second.user_attrs["test_accuracy"] == first.user_attrs["test_accuracy"]
+    assert_user_error(result, f"{MAX_REPEATS_IN_A_ROW} configurations in a row", "stops at 1 distinct trials of 2")
+    assert len(rest) == MAX_REPEATS_IN_A_ROW - 1 and [t.number for t in finished_or_running(study)] == [0]
+    assert all(t.user_attrs["repeats"] == 0 and t.values == first.values for t in (second, *rest))
+    assert second.user_attrs["stage_seconds"] == {} and second.user_attrs["test_accuracy"] == first.user_attrs["test_accuracy"]
     twin_file, copy = (out / "trials" / f"{n:05d}" / "model.tflite" for n in (0, 1))
     assert copy.read_bytes() == twin_file.read_bytes()
     assert (out / "artifacts" / second.user_attrs["artifacts"]["tflite"]).read_bytes() == twin_file.read_bytes()

@@ -117,5 +117,7 @@ class SearchSettings:
 
 
 def finished_or_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards ``--trials`` (failed and surplus ones do not)."""
-    return [t for t in study.get_trials(deepcopy=False, states=COUNTED) if not t.user_attrs.get("surplus")]
+    """The trials that count towards ``--trials``: failed and surplus ones do not, nor repeats of a
+    completed trial's configuration (:mod:`.repeats`), so a study of N trials holds N distinct ones."""
+    return [t for t in study.get_trials(deepcopy=False, states=COUNTED)
+            if not t.user_attrs.get("surplus") and "repeats" not in t.user_attrs]

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from autocompress.data import Dataset
 
 MAX_FAILURES_IN_A_ROW = 5
+MAX_REPEATS_IN_A_ROW = 20  # then the sampler finds nothing new in the space: say so rather than loop
 VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "optuna", "numpy")
 
 
@@ -310,15 +311,31 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
                             "space or fix the database, then rerun the same command to resume") from error
         ran += 1
         _stop_if_failing(study, run_started)
+        _stop_if_repeating(study, run_started, target)
     return False
+
+
+def _last_ended(study: optuna.Study, run_started: float | None, count: int) -> list[optuna.trial.FrozenTrial]:
+    """The last ``count`` trials this run (started at ``run_started``) finished, oldest first."""
+    return sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete
+                   and (run_started is None or t.datetime_start.timestamp() >= run_started)),
+                  key=lambda t: t.datetime_complete)[-count:]
+
+
+def _stop_if_repeating(study: optuna.Study, run_started: float | None, target: int) -> None:
+    """Stop the search when the sampler's last ``MAX_REPEATS_IN_A_ROW`` proposals this run all repeated
+    a completed trial (repeats do not count towards ``--trials``: without this a small space loops)."""
+    ended = _last_ended(study, run_started, MAX_REPEATS_IN_A_ROW)
+    if len(ended) == MAX_REPEATS_IN_A_ROW and all("repeats" in t.user_attrs for t in ended):
+        raise UserError(f"the sampler proposed {MAX_REPEATS_IN_A_ROW} configurations in a row that the study "
+                        f"already holds, so it stops at {len(finished_or_running(study))} distinct trials "
+                        f"of {target}: widen the space (more choices), or ask for fewer --trials")
 
 
 def _stop_if_failing(study: optuna.Study, run_started: float | None) -> None:
     """Stop the search when the last ``MAX_FAILURES_IN_A_ROW`` trials this run finished all failed
     (failures of an earlier run, whose cause the user may have fixed since, do not count)."""
-    ended = sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete
-                    and (run_started is None or t.datetime_start.timestamp() >= run_started)),
-                   key=lambda t: t.datetime_complete)[-MAX_FAILURES_IN_A_ROW:]
+    ended = _last_ended(study, run_started, MAX_FAILURES_IN_A_ROW)
     if len(ended) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in ended):
         reason = ended[-1].user_attrs.get("fail_reason", "see the trials' fail reasons")
         raise UserError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: {reason}); "
