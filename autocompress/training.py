@@ -42,14 +42,19 @@ yet (``benchmarks/train_loop.py``)."""
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``peak`` over the first 25% of steps, then cosine decay to ~0."""
+    """Linear warm-up to ``peak`` over the first 25% of steps, then cosine decay to ~0.
 
-    def __init__(self, peak: float, total_steps: int):
+    ``start_step``: the cycle starts at that optimizer step (a warm restart when a trained
+    model's training is continued with its optimizer state: :func:`train`'s ``resume``).
+    """
+
+    def __init__(self, peak: float, total_steps: int, start_step: int = 0):
         self.peak = peak
         self.total_steps = max(1, int(total_steps))
+        self.start_step = int(start_step)
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
+        step = tf.cast(step, tf.float32) - self.start_step
         warmup = max(1.0, 0.25 * self.total_steps)
         rising = self.peak * (0.04 + 0.96 * step / warmup)
         progress = tf.clip_by_value((step - warmup) / max(1.0, self.total_steps - warmup), 0.0, 1.0)
@@ -57,7 +62,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return tf.where(step < warmup, rising, falling)
 
     def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps}
+        return {"peak": self.peak, "total_steps": self.total_steps, "start_step": self.start_step}
 
 
 class DistillationLoss(keras.losses.Loss):
@@ -132,12 +137,30 @@ def training_dataset(x, y, num_classes: int, config: TrainingConfig, teacher_log
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def optimizer_state(model: keras.Model) -> list[np.ndarray]:
+    """The values of ``model``'s optimizer variables after :func:`train` (step count, Adam moments)."""
+    return [v.numpy() for v in model.optimizer.variables]
+
+
+def _restored(optimizer, model: keras.Model, state: list[np.ndarray]) -> None:
+    optimizer.build(model.trainable_variables)
+    if len(optimizer.variables) != len(state):
+        raise ValueError(f"optimizer state of {len(state)} variables does not fit this model's {len(optimizer.variables)}")
+    for variable, value in zip(optimizer.variables, state):
+        variable.assign(value)
+
+
 def compile_for_training(model: keras.Model, num_classes: int, config: TrainingConfig, steps: int,
-                         temperature: float = 1.0, alpha: float = 1.0, learning_rate: float | None = None) -> None:
-    """Compile ``model`` with Adam on a one-cycle schedule and the distillation loss."""
-    schedule = OneCycle(learning_rate or config.learning_rate, steps)
+                         temperature: float = 1.0, alpha: float = 1.0, learning_rate: float | None = None,
+                         resume: list[np.ndarray] | None = None) -> None:
+    """Compile ``model`` with Adam on a one-cycle schedule and the distillation loss; with ``resume``
+    (an :func:`optimizer_state`) the optimizer continues from that state and the cycle restarts there."""
+    start = int(resume[0]) if resume else 0
+    optimizer = keras.optimizers.Adam(OneCycle(learning_rate or config.learning_rate, steps, start))
+    if resume:
+        _restored(optimizer, model, resume)
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=optimizer,
         loss=DistillationLoss(num_classes, temperature, alpha),
         metrics=[label_accuracy(num_classes)],
         steps_per_execution=STEPS_PER_EXECUTION,
@@ -146,17 +169,20 @@ def compile_for_training(model: keras.Model, num_classes: int, config: TrainingC
 
 def train(model: keras.Model, x, y, num_classes: int, config: TrainingConfig, *, teacher_logits=None,
           teacher_logits_flipped=None, temperature: float = 1.0, alpha: float = 1.0,
-          learning_rate: float | None = None, callbacks=(), epochs: int | None = None) -> keras.Model:
+          learning_rate: float | None = None, callbacks=(), epochs: int | None = None,
+          resume: list[np.ndarray] | None = None) -> keras.Model:
     """Train ``model`` in place on ``(x, y)`` (raw pixels, int labels) and return it.
 
     With ``teacher_logits`` and ``alpha < 1`` it distils; ``alpha = 1`` ignores the teacher.
+    ``resume`` continues an earlier training of ``model`` (its :func:`optimizer_state`) for
+    ``epochs`` more epochs: one more one-cycle, a warm restart.
     """
     epochs = config.epochs if epochs is None else epochs
     if alpha == 1.0:
         teacher_logits = teacher_logits_flipped = None
     ds = training_dataset(x, y, num_classes, config, teacher_logits, teacher_logits_flipped)
     steps = epochs * math.ceil(len(x) / config.batch_size)
-    compile_for_training(model, num_classes, config, steps, temperature, alpha, learning_rate)
+    compile_for_training(model, num_classes, config, steps, temperature, alpha, learning_rate, resume)
     history = model.fit(ds, epochs=epochs, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks])
     losses = history.history.get("loss", [])
     if not losses or not np.isfinite(losses[-1]):

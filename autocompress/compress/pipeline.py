@@ -23,7 +23,7 @@ from autocompress.data import Dataset
 from autocompress.errors import TrainingFailed, UselessTeacher
 from autocompress.precision import Precision
 from autocompress.teacher import Teacher, TeacherRecipe, augmentations, train_or_load
-from autocompress.training import TrainingConfig, train
+from autocompress.training import TrainingConfig, optimizer_state, train
 
 ASSISTANT_TEMPERATURE, ASSISTANT_ALPHA = 4.0, 0.5
 PAPER_ASSISTANTS = {"paper-mnist-student": "paper-mnist-assistant", "paper-cifar-student": "paper-cifar-assistant"}
@@ -117,11 +117,16 @@ def _kd_arguments(config: CompressionConfig, source: Teacher | None) -> dict:
                 temperature=config.temperature, alpha=config.alpha)
 
 
+def lineage_key(config: CompressionConfig, context: Context, source: Teacher | None) -> str:
+    """Everything that determines a student's training except how long it trains (its budget)."""
+    kd = (config.temperature, config.alpha, source.key) if source else None
+    return key_of(__version__, context.dataset.fingerprint, config.student, config.width, kd,
+                  config.batch_size, config.learning_rate, config.seed, context.precision)
+
+
 def student_key(config: CompressionConfig, context: Context, source: Teacher | None) -> str:
     """Everything that determines a trained student (and nothing downstream of it)."""
-    kd = (config.temperature, config.alpha, source.key) if source else None
-    return key_of(__version__, context.dataset.fingerprint, config.student, config.width, kd, config.epochs,
-                  config.batch_size, config.learning_rate, config.seed, context.precision)
+    return f"{lineage_key(config, context, source)}-e{config.epochs}"
 
 
 def run_key(config: CompressionConfig, context: Context) -> str:
@@ -134,25 +139,54 @@ def _student_path(config: CompressionConfig, context: Context, source: Teacher |
     return context.model_cache / "students" / f"{config.student}-{student_key(config, context, source)}.keras"
 
 
+def _state_path(student: Path) -> Path:
+    return student.with_suffix(".optimizer.npz")
+
+
 def has_trained_student(config: CompressionConfig, context: Context) -> bool:
     """Whether ``config``'s student is in the model cache (so a run trains no student)."""
     return _student_path(config, context, context.knowledge_source(config) if config.distills else None).exists()
 
 
+def shorter_training(config: CompressionConfig, context: Context, source: Teacher | None) -> tuple[int, Path] | None:
+    """The cached training of ``config``'s student with the most epochs below ``config.epochs``
+    (and its optimizer state), as (epochs, path): a longer budget continues it."""
+    prefix = f"{config.student}-{lineage_key(config, context, source)}-e"
+    found = []
+    for path in (context.model_cache / "students").glob(f"{prefix}*.keras"):
+        epochs = path.name[len(prefix):-len(".keras")]
+        if epochs.isdigit() and int(epochs) < config.epochs and _state_path(path).exists():
+            found.append((int(epochs), path))
+    return max(found, default=None)
+
+
 def train_student(config: CompressionConfig, context: Context, source: Teacher | None,
                   callbacks, reused: list[str]) -> keras.Model:
-    """The trained student (from the cache, or trained now with ``callbacks``)."""
+    """The trained student: from the cache; or continued from its cached training with fewer epochs
+    (``E2 - E1`` more epochs from its weights and optimizer state, a warm restart); or trained now
+    with ``callbacks``."""
     dataset = context.dataset
     path = _student_path(config, context, source)
+    earlier = shorter_training(config, context, source)
 
     def build():
         from autocompress.models import build_model
 
         keras.utils.set_random_seed(config.seed)
+        kwargs = dict(callbacks=callbacks, **_kd_arguments(config, source))
         with precision.policy(context.precision):
             model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
-            train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset),
-                  callbacks=callbacks, **_kd_arguments(config, source))
+            if earlier is not None:
+                epochs, cached = earlier
+                model.set_weights(keras.models.load_model(cached, compile=False).get_weights())
+                with np.load(_state_path(cached)) as saved:
+                    state = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+                kwargs.update(epochs=config.epochs - epochs, resume=state, callbacks=())
+                reused.append(f"student trained {epochs} epochs")
+            train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset), **kwargs)
+        with atomic_file(_state_path(path)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, *optimizer_state(model))
         return precision.as_float32(model)
 
     return _cached_model(path, build, reused, "student")

@@ -1,0 +1,36 @@
+"""Training budget as a fidelity: a cached student trained E1 epochs continues to E2 with E2 - E1 more."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from autocompress.compress import pipeline
+from autocompress.compress.config import CompressionConfig
+
+BASE = dict(student="cnn", width=0.5, finetune_epochs=1, batch_size=32, quant="int8")
+
+
+def _iterations(student_path) -> int:
+    with np.load(pipeline._state_path(student_path)) as saved:
+        return int(saved["arr_0"])
+
+
+@pytest.mark.parametrize("choice", ["float32", "bfloat16"])
+def test_a_longer_budget_continues_the_cached_student_for_the_missing_epochs_only(bar_dataset, tmp_path, choice):
+    context = pipeline.Context(bar_dataset, tmp_path / "cache", precision=choice)
+    short, long = CompressionConfig(**BASE, epochs=2), CompressionConfig(**BASE, epochs=4)
+    first = pipeline.run(short, context, tmp_path / "short")
+    assert pipeline.shorter_training(long, context, None)[0] == 2
+    second = pipeline.run(long, context, tmp_path / "long")
+    steps = math.ceil(len(bar_dataset.x_train) / 32)
+    students = context.model_cache / "students"
+    e2, e4 = (next(students.glob(f"*-e{n}.keras")) for n in (2, 4))
+    assert _iterations(e2) == 2 * steps and _iterations(e4) == 4 * steps  # 2 more epochs, counted on from 2
+    assert "student trained 2 epochs" in second.reused and "student" not in first.reused
+    assert second.val_accuracy >= first.val_accuracy - 0.05 and second.val_accuracy > 0.6
+    assert pipeline.shorter_training(CompressionConfig(**BASE, epochs=6), context, None)[0] == 4
+    again = pipeline.run(long, context, tmp_path / "again")  # the exact budget is cached: nothing trains
+    assert "student" in again.reused and again.val_accuracy == second.val_accuracy
