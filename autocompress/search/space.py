@@ -24,6 +24,7 @@ import optuna
 
 from autocompress.compress.config import LAYER_SETS, QUANT_MODES, SCOPES, STRUCTURES, CompressionConfig
 from autocompress.errors import UserError
+from autocompress.search.budget import Rungs
 from autocompress.models import ARCHITECTURES
 
 KNOBS = {f.name for f in fields(CompressionConfig)} | {"distill"}
@@ -84,15 +85,26 @@ def _knob(name: str, spec: Any, where: str) -> Knob:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The knobs of a study, in the order they are suggested."""
+    """The knobs of a study, in the order they are suggested, and the budget allocator (an optional
+    ``[budget]`` table: ``epochs = [15, 30, 60]``, ``eta = 2``; see :mod:`.budget`) that decides
+    each proposed student's epochs in place of an ``epochs`` knob."""
 
     knobs: tuple[Knob, ...]
+    budget: Rungs | None = None
 
     @classmethod
-    def from_dict(cls, table: dict, where: str = "search space") -> "SearchSpace":
+    def from_dict(cls, table: dict, where: str = "search space", budget: dict | None = None) -> "SearchSpace":
         if not isinstance(table, dict) or not table:
             raise UserError(f"{where}: needs a non-empty [space] table")
-        space = cls(tuple(_knob(name, spec, where) for name, spec in table.items()))
+        rungs = None
+        if budget is not None:
+            unknown = set(budget) - {"epochs", "eta"}
+            if unknown or "epochs" not in budget or "epochs" in table:
+                raise UserError(f"{where}: [budget] takes epochs (a list) and eta, and replaces the epochs knob of "
+                                f"[space]; got {sorted(budget)}")
+            rungs = Rungs(tuple(budget["epochs"]) if isinstance(budget["epochs"], list) else (budget["epochs"],),
+                          budget.get("eta", 2))
+        space = cls(tuple(_knob(name, spec, where) for name, spec in table.items()), rungs)
         space.suggest(optuna.trial.FixedTrial(space.first_choices()))  # every fixed value must form a valid config
         return space
 
@@ -105,10 +117,11 @@ class SearchSpace:
             raise UserError(f"config file {path} does not exist; pass a TOML file with a [space] table") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise UserError(f"config file {path} is not valid TOML ({error}); fix the syntax") from None
-        unknown = set(document) - {"space"}
+        unknown = set(document) - {"space", "budget"}
         if unknown:
-            raise UserError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; only [space] is read")
-        return cls.from_dict(document.get("space", {}), where=f"config file {path}")
+            raise UserError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; only [space] and "
+                            "[budget] are read")
+        return cls.from_dict(document.get("space", {}), where=f"config file {path}", budget=document.get("budget"))
 
     @classmethod
     def for_dataset(cls, dataset_name: str) -> "SearchSpace":
@@ -127,8 +140,9 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description, stored in the study to detect a changed space on resume."""
-        return {k.name: {key: v for key, v in vars(k).items() if v not in (None, False) and key != "name"}
-                for k in self.knobs}
+        knobs = {k.name: {key: v for key, v in vars(k).items() if v not in (None, False) and key != "name"}
+                 for k in self.knobs}
+        return {**knobs, "[budget]": self.budget.to_dict()} if self.budget else knobs
 
     def suggest(self, trial: optuna.Trial) -> CompressionConfig:
         """Draw one configuration; inapplicable knobs are neither suggested nor recorded."""

@@ -154,6 +154,8 @@ class Objective:
 
         release_memory()
         config = self.space.suggest(trial)
+        if self.space.budget is not None:
+            config = self.space.budget.allocate(config, trial.study)
         if self.settings.epochs is not None:
             config = CompressionConfig(**{**config.to_dict(), "epochs": min(config.epochs, self.settings.epochs),
                                           "finetune_epochs": min(config.finetune_epochs, self.settings.epochs)})
