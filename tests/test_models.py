@@ -21,7 +21,7 @@ def test_paper_presets_match_the_papers_parameter_counts(name, shape, expected, 
     assert abs(params - expected) <= tolerance * expected
 
 
-@pytest.mark.parametrize("family", ["cnn", "resnet8", "dscnn"])
+@pytest.mark.parametrize("family", ["cnn", "resnet8", "dscnn", "mobilenetv2"])
 def test_width_scales_a_family_from_kilobytes_to_hundreds(family):
     small = build_model(family, (32, 32, 3), 10, width=0.25).count_params()
     large = build_model(family, (32, 32, 3), 10, width=2.0).count_params()
