@@ -55,7 +55,7 @@ def datasets(data_dir: Optional[Path] = DataDir) -> None:
 
 
 @app.command()
-def teacher(dataset: str = DatasetArg, epochs: Optional[int] = typer.Option(None, help="Training epochs (default: 10 grey, 30 colour)."),
+def teacher(dataset: str = DatasetArg, epochs: Optional[int] = typer.Option(None, help="Training epochs (default: 10; 30 for colour data under 10,000 images)."),
             seed: int = typer.Option(0, help="Random seed."),
             teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Use your own saved Keras model instead."),
             precision: str = PrecisionOpt,
