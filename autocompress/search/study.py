@@ -188,6 +188,8 @@ class Objective:
                 trim([models / "students", models / "pruned"], self.settings.cache_limit)
         for key, value in record.items():
             trial.set_user_attr(key, value)
+        if "student" not in record["reused"] and "repeats" not in record:  # its student was trained now
+            self._enqueue_variants(trial)
         store = storage_mod.artifact_store(self.location)
         trial.set_user_attr("artifacts", {
             kind: upload_artifact(artifact_store=store, file_path=record[f"{kind}_path"], study_or_trial=trial)
@@ -202,6 +204,15 @@ class Objective:
                           f"{100 * record['test_accuracy']:.1f}% test, {size / 1024:.1f} KB{repeated}")
         values = {"accuracy": record["val_accuracy"], "size": float(size), "latency": record["latency_ms"]}
         return tuple(values[name] for name in self.settings.objectives)
+
+    def _enqueue_variants(self, trial: optuna.Trial) -> None:
+        """Queue the unpruned full-integer variants of the student ``trial`` trained
+        (:meth:`SearchSpace.quantization_variants`), while queued trials stay under half of ``--trials``."""
+        study = trial.study
+        queued = [t for t in study.get_trials(deepcopy=False) if "fixed_params" in t.system_attrs]
+        room = min(self.settings.trials // 2 - len(queued), self.settings.trials - len(finished_or_running(study)))
+        for params in self.space.quantization_variants(trial.params)[:max(0, room)]:
+            trial.study.enqueue_trial(params, skip_if_exists=True)
 
     def _repeated(self, trial: optuna.Trial, config: CompressionConfig, out_dir: Path) -> dict | None:
         """The result of the completed trial that ran ``config`` already (see :mod:`.repeats`), if any."""
@@ -300,7 +311,7 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
         guard(trial)
         return objective(trial)
 
-    while len(finished_or_running(study)) < target:
+    while len(finished_or_running(study)) < target or study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if deadline is not None and time.time() >= deadline:
             return False
         if limit is not None and ran >= limit:
