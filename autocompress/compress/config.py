@@ -175,6 +175,10 @@ class Result:
     teacher: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     reused: tuple[str, ...] = field(default_factory=tuple)  # cached models this run loaded instead of training
+    arena_bytes: int | None = None  # TFLite Micro's tensor arena (kTensorArenaSize); None: TFLM cannot run it
+    macs: int | None = None  # multiply-accumulates of one inference
+    tflm_agreement: float | None = None  # share of validation images where TFLM's class equals LiteRT's
+    tflm_error: str | None = None  # why TFLM cannot run the file
 
     @property
     def efficiency(self) -> float:
