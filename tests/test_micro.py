@@ -44,7 +44,7 @@ def test_recorded_arena_is_tflm_own_figure_and_enough(tiny_study):
         path = tiny_study.folder / "trials" / f"{trial.number:05d}" / "model.tflite"
         recorded = trial.user_attrs["arena_bytes"]
         printed = tflm_report(path, 64 * 1024 ** 2)
-        totals = [int(line.split("total ")[1].split()[0]) for line in printed.stdout.splitlines()
+        totals = [int(line.split("total ")[1].split()[0]) for line in (printed.stdout + printed.stderr).splitlines()
                   if "Arena allocation total" in line]
         assert len(totals) == 1, printed.stdout + printed.stderr
         assert recorded == -(-totals[0] // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
@@ -68,7 +68,7 @@ def _keras_macs(model) -> int:
     return total
 
 
-@pytest.mark.parametrize("student", ["dscnn", "resnet8"])
+@pytest.mark.parametrize("student", ["dscnn"])  # depthwise, pointwise conv and dense
 def test_macs_and_arena_bound_of_converted_students(bar_dataset, tmp_path, student):
     """The flatbuffer's MACs equal the Keras layers'; the arena TFLM measures is at least the lower bound
     that ``--max-ram`` prunes with, and TFLM agrees with LiteRT."""

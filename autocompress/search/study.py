@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from autocompress.data import Dataset
 
 MAX_FAILURES_IN_A_ROW = 5
-VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "optuna", "numpy")
+VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro", "optuna",
+                      "numpy")
 
 
 def library_versions() -> dict[str, str]:
