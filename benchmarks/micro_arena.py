@@ -4,8 +4,9 @@ bound (what ``--max-ram`` prunes with before training) and MACs, per student and
     python benchmarks/micro_arena.py                         # Fashion-MNIST and CIFAR-10 shapes, int8
     python benchmarks/micro_arena.py --quant none --widths 0.5
 
-The models are untrained and calibrated on random pixels: a file's bytes, arena and MACs depend on
-its shapes, not on its weights' values (a trained model's file differs only in the weights).
+The files are stripped of names, as the built-in spaces' are. The models are untrained and
+calibrated on random pixels: a file's bytes, arena and MACs depend on its shapes, not on its
+weights' values (a trained model's file differs only in the weights).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> None:
                 model = build_model(student, shape, 10, width=width)
                 with tempfile.TemporaryDirectory() as folder:
                     path = Path(folder) / "model.tflite"
-                    path.write_bytes(quantize.convert(model, args.quant, pixels))
+                    path.write_bytes(quantize.convert(model, args.quant, pixels, strip_names=True))
                     run = micro.run(path, pixels[:4], measure.predict(path, pixels[:4]))
                     bound = predicted_arena_bytes(CompressionConfig(student=student, width=width, quant=args.quant),
                                                   shape, 10)
