@@ -117,6 +117,10 @@ def compress(
                   f"{result.tflite_bytes:,}", f"{result.gzip_bytes:,}", f"{result.params:,} ({result.nonzero_params:,})",
                   f"{result.efficiency:.2f}", f"{result.latency_ms:.3f}", f"{sum(result.stage_seconds.values()):.0f}")
     console.print(table)
+    micro = (f"arena {result.arena_bytes:,} bytes, same class as LiteRT on {100 * result.tflm_agreement:.1f}% of "
+             "the validation images checked" if result.arena_bytes is not None
+             else f"cannot run it ({result.tflm_error})")
+    console.print(f"TensorFlow Lite Micro: {micro}; {result.macs:,} MACs per image")
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {result.tflite_path} and {Path(out) / 'result.json'}")

@@ -329,8 +329,8 @@ def model_card(study: optuna.Study, trial: FrozenTrial, dataset: Dataset, folder
             "macs": micro.macs(tflite), "tflm_agreement": attrs.get("tflm_agreement"),
             "tflm_error": attrs.get("tflm_error"), "operators": list(micro.operators(tflite)),
             "quantization": micro.io_quantization(tflite),
-            "preprocessing": "none: feed raw pixels 0-255 (NHWC, the input dtype above); the model normalises them "
-                             "itself, and quantized inputs store the pixel values as they are",
+            "preprocessing": "none: feed raw pixels 0-255 unchanged (NHWC, in the input's dtype); the model "
+                             "normalises them itself (a quantized input's scale and zero point say how it reads them)",
             "firmware": list(firmware.FILES)},
         "usage": usage_snippet(attrs["input_contract"]),
     }

@@ -1,9 +1,9 @@
 """The multi-objective Optuna study as a worker process sees it: samplers, the trial objective, the trial loop.
 
 Objectives: maximise validation accuracy of the exported ``.tflite`` and minimise its size
-(optionally also its latency and TFLite Micro's arena bytes, "ram"). A study runs until it holds exactly ``trials`` finished
-(complete or pruned) trials, however many processes share it and however often it is
-resumed; failed trials do not count and are retried.
+(optionally also its latency and TensorFlow Lite Micro's arena bytes, "ram"). A study runs
+until it holds exactly ``trials`` finished (complete or pruned) trials, however many processes
+share it and however often it is resumed; failed trials do not count and are retried.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from autocompress.data import Dataset
 
 MAX_FAILURES_IN_A_ROW = 5
-VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro", "optuna",
-                      "numpy")
+VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro",
+                      "optuna", "numpy")
 
 
 def library_versions() -> dict[str, str]:
