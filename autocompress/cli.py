@@ -126,6 +126,10 @@ def compress(
                   f"{result.tflite_bytes:,}", f"{result.gzip_bytes:,}", f"{result.params:,} ({result.nonzero_params:,})",
                   f"{result.efficiency:.2f}", f"{result.latency_ms:.3f}", f"{sum(result.stage_seconds.values()):.0f}")
     console.print(table)
+    micro = (f"arena {result.arena_bytes:,} bytes, same class as LiteRT on {100 * result.tflm_agreement:.1f}% of "
+             "the validation images checked" if result.arena_bytes is not None
+             else f"cannot run it ({result.tflm_error})")
+    console.print(f"TensorFlow Lite Micro: {micro}; {result.macs:,} MACs per image")
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {result.tflite_path} and {Path(out) / 'result.json'}")
@@ -156,8 +160,11 @@ def search(
     sampler: str = typer.Option("tpe", help="tpe, nsga2, nsga3, random or qmc."),
     seed: Optional[int] = typer.Option(None, help="Sampler seed: a single-worker study with a seed is reproducible."),
     size_metric: str = typer.Option("tflite", help="tflite (bytes you deploy) or gzip."),
-    objectives: str = typer.Option("accuracy,size", help="accuracy,size or accuracy,size,latency."),
+    objectives: str = typer.Option("accuracy,size", help="accuracy,size, then optionally latency and/or ram "
+                                                         "(TFLite Micro's arena bytes), e.g. accuracy,size,ram."),
     max_size: Optional[str] = typer.Option(None, help="Constraint, e.g. 100KB."),
+    max_ram: Optional[str] = typer.Option(None, help="Constraint on TFLite Micro's tensor arena, e.g. 64KB "
+                                                     "(files TFLite Micro cannot run are infeasible)."),
     min_accuracy: Optional[float] = typer.Option(None, help="Constraint on validation accuracy, e.g. 0.9."),
     epochs: Optional[int] = typer.Option(None, help="Cap on every trial's training epochs."),
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
@@ -186,7 +193,7 @@ def search(
         dataset=dataset, trials=trials, study_name=study_name, out=str(out) if out else None, storage=storage,
         config=str(config) if config else None, sampler=sampler, seed=seed, size_metric=size_metric,
         objectives=tuple(o.strip() for o in objectives.split(",")), max_size=parse_size(max_size),
-        min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
+        max_ram=parse_size(max_ram), min_accuracy=min_accuracy, epochs=epochs, timeout=timeout, workers=workers,
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
         teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat,
         multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit), trials_per_process=trials_per_process,
@@ -270,7 +277,8 @@ def export(
     card = result.card
     console.print(f"trial {result.trial} ({card['label']}): {100 * card['val_accuracy']:.2f}% val, "
                   f"{100 * card['test_accuracy_at_export']:.2f}% test (verified), {card['tflite_bytes']:,} bytes")
-    console.print(f"wrote {result.folder / 'model.tflite'}, model.keras and model.json")
+    console.print(f"wrote {result.folder / 'model.tflite'}, model.keras, model.json and, for TensorFlow Lite Micro, "
+                  "model_data.cc, model_data.h and model_ops.h")
 
 
 @app.command()

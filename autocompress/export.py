@@ -1,4 +1,5 @@
-"""Export one trial of a study: its ``.tflite``, its float Keras model and a model card, verified.
+"""Export one trial of a study: its ``.tflite``, its float Keras model, a model card and firmware
+sources for TensorFlow Lite Micro (:mod:`autocompress.firmware`), verified.
 
 The trial is chosen by number or by a rule applied to the study's Pareto front
 (:func:`choose_trial`). The files are read from the study's artifact store (falling back to
@@ -303,8 +304,12 @@ def model_card(study: optuna.Study, trial: FrozenTrial, dataset: Dataset, folder
                load_as: str) -> dict:
     """The contents of ``model.json``: where the model came from, what it scores and how to run it."""
     attrs, search = trial.user_attrs, study.user_attrs.get("search", {})
+    from autocompress import firmware
+    from autocompress.compress import micro
+
     files = {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256(folder / name)}
-             for name in FILES.values()}
+             for name in (*FILES.values(), *firmware.FILES)}
+    tflite = folder / FILES["tflite"]
     return {
         "study": study.study_name, "trial": trial.number, "label": attrs.get("label"),
         "dataset": {"name": dataset.name, "load_as": load_as, "fingerprint": dataset.fingerprint,
@@ -319,12 +324,20 @@ def model_card(study: optuna.Study, trial: FrozenTrial, dataset: Dataset, folder
         **{key: search.get(key) for key in ("objectives", "size_metric")},
         "versions": attrs.get("versions"),
         "input_contract": attrs.get("input_contract"),
+        "microcontroller": {
+            "flash_bytes": files[FILES["tflite"]]["bytes"], "arena_bytes": attrs.get("arena_bytes"),
+            "macs": micro.macs(tflite), "tflm_agreement": attrs.get("tflm_agreement"),
+            "tflm_error": attrs.get("tflm_error"), "operators": list(micro.operators(tflite)),
+            "quantization": micro.io_quantization(tflite),
+            "preprocessing": "none: feed raw pixels 0-255 unchanged (NHWC, in the input's dtype); the model "
+                             "normalises them itself (a quantized input's scale and zero point say how it reads them)",
+            "firmware": list(firmware.FILES)},
         "usage": usage_snippet(attrs["input_contract"]),
     }
 
 
 def export_model(settings: ExportSettings) -> ExportResult:
-    """Write the chosen trial's ``model.tflite``, ``model.keras`` and ``model.json`` to ``settings.out``.
+    """Write the chosen trial's ``model.tflite``, ``model.keras``, ``model.json`` and firmware sources to ``settings.out``.
 
     Everything is written to a temporary folder beside ``out`` and moved into place only after
     the ``.tflite`` has reproduced its recorded test accuracy; otherwise
@@ -332,6 +345,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
     """
     from autocompress.compress.measure import accuracy
     from autocompress.data.registry import canonical_name
+    from autocompress.firmware import write_sources
 
     study, location = load_study(settings.study, settings.study_dir, settings.storage)
     trial = choose_trial(study, settings.selection)
@@ -341,6 +355,8 @@ def export_model(settings: ExportSettings) -> ExportResult:
             fetch_file(trial, location, kind, folder / name)
         measured = accuracy(folder / FILES["tflite"], dataset.x_test, dataset.y_test)
         verify(trial, folder / FILES["tflite"], measured)
+        write_sources(folder, folder / FILES["tflite"], study.study_name,
+                      f"study {study.study_name!r}, trial {trial.number}", trial.user_attrs.get("arena_bytes"))
         load_as = dataset.name if canonical_name(settings.dataset or dataset.name) else dataset.source
         card = model_card(study, trial, dataset, folder, measured, load_as)
         (folder / CARD).write_text(json.dumps(card, indent=2) + "\n")

@@ -24,7 +24,8 @@ from autocompress.search.front import COLUMNS, front_figure, front_rows
 
 GROUPS = ("plain", "KD only", "pruning only", "quantization only", "combined")
 GROUP_COLORS = dict(zip(GROUPS, ("#7f7f7f", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728")))
-OBJECTIVE_NAMES = {"accuracy": "validation accuracy", "size": "size", "latency": "latency"}
+OBJECTIVE_NAMES = {"accuracy": "validation accuracy", "size": "size", "latency": "latency",
+                   "ram": "TFLite Micro arena bytes"}
 REFERENCE_SIZE_FACTOR = 1.1
 
 

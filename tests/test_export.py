@@ -66,7 +66,8 @@ def test_each_selector_exports_the_trial_it_names(tiny_study, tmp_path, selector
     assert result.returncode == 0, result.stdout + result.stderr
     card = json.loads((tmp_path / "out" / "model.json").read_text())
     assert card["trial"] in _expected(study, selector)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.keras", "model.tflite"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.keras", "model.tflite",
+                                                                    "model_data.cc", "model_data.h", "model_ops.h"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 
 
@@ -85,6 +86,47 @@ def test_model_card_describes_the_files(tiny_study, exported):
     assert card["objectives"] == ["accuracy", "size"] and card["size_metric"] == "tflite"
     assert {"ai-edge-litert", "optuna", "tensorflow", "autocompress"} <= set(card["versions"])
     assert "ai_edge_litert" in card["usage"]
+
+
+FIRMWARE_CHECK = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include "model_data.h"
+
+int main() {
+  if ((uintptr_t)bars_model_data % 16 != 0) return 3;
+  fwrite(bars_model_data, 1, bars_model_data_len, stdout);
+  return 0;
+}
+"""
+
+
+def test_firmware_sources_compile_to_the_tflite_bytes(tiny_study, exported, tmp_path):
+    """``cc -c`` compiles model_data.cc; a program linked with it writes back exactly model.tflite from a
+    16-byte-aligned const array; the header's arena and the op resolver calls are the measured ones."""
+    from autocompress.compress import micro
+
+    compiled = tmp_path / "model_data.o"
+    subprocess.run(["cc", "-c", exported / "model_data.cc", "-o", compiled], check=True, cwd=exported)
+    symbols = subprocess.run(["nm", compiled], capture_output=True, text=True, check=True).stdout
+    assert " R bars_model_data\n" in symbols  # read-only data: const, so it stays in flash
+    (tmp_path / "check.cc").write_text(FIRMWARE_CHECK)
+    subprocess.run(["c++", f"-I{exported}", tmp_path / "check.cc", compiled, "-o", tmp_path / "check"], check=True)
+    written = subprocess.run([tmp_path / "check"], capture_output=True, check=True).stdout
+    assert written == (exported / "model.tflite").read_bytes()
+
+    card = json.loads((exported / "model.json").read_text())
+    trial = next(t for t in tiny_study.load().trials if t.number == card["trial"])
+    board = card["microcontroller"]
+    assert board["arena_bytes"] == trial.user_attrs["arena_bytes"] > 0 and board["flash_bytes"] == len(written)
+    assert f"#define BARS_TENSOR_ARENA_SIZE {board['arena_bytes']}\n" in (exported / "model_data.h").read_text()
+    operators = micro.operators(exported / "model.tflite")
+    assert board["operators"] == list(operators) and "CONV_2D" in operators and board["macs"] > 0
+    calls = [line.split("resolver.")[1].split("(")[0] for line in (exported / "model_ops.h").read_text().splitlines()
+             if "resolver.Add" in line]
+    assert calls == [micro.resolver_call(op) for op in operators] and "AddConv2D" in calls
+    assert set(board["quantization"]) == {"input", "output"}
+    assert board["quantization"]["input"]["shape"] == card["input_contract"]["shape"]
 
 
 def test_usage_snippet_runs(exported):

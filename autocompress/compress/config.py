@@ -176,6 +176,10 @@ class Result:
     notes: tuple[str, ...] = field(default_factory=tuple)
     reused: tuple[str, ...] = field(default_factory=tuple)  # cached models this run loaded instead of training
     precision: str = "float32"  # the student trained in bfloat16 mixed precision or float32
+    arena_bytes: int | None = None  # TFLite Micro's tensor arena (kTensorArenaSize); None: TFLM cannot run it
+    macs: int | None = None  # multiply-accumulates of one inference
+    tflm_agreement: float | None = None  # share of validation images where TFLM's class equals LiteRT's
+    tflm_error: str | None = None  # why TFLM cannot run the file
 
     @property
     def efficiency(self) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 from autocompress import __version__, precision
 from autocompress._tf import keras
 from autocompress.cache import atomic_file, key_of
-from autocompress.compress import measure, prune, quantize
+from autocompress.compress import measure, micro, prune, quantize
 from autocompress.compress.config import CompressionConfig, InputContract, Result
 from autocompress.data import Dataset
 from autocompress.errors import TrainingFailed, UselessTeacher
@@ -274,6 +274,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
     val_accuracy = float(np.mean(val_predictions == dataset.y_val))
     test_accuracy = measure.accuracy(tflite_path, dataset.x_test, dataset.y_test)
     latency = measure.latency_ms(tflite_path, dataset.x_test[0])
+    on_micro = micro.run(tflite_path, dataset.x_val, val_predictions)
     stages.stop("measure")
 
     result = Result(
@@ -285,6 +286,8 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
         tflite_path=str(tflite_path), keras_path=str(out_dir / "model.keras"),
         teacher=source.name if source else None, notes=tuple(notes), reused=tuple(reused),
         precision=context.precision,
+        arena_bytes=on_micro.arena_bytes, macs=micro.macs(tflite_path), tflm_agreement=on_micro.agreement,
+        tflm_error=on_micro.reason,
     )
     with atomic_file(out_dir / "result.json") as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))

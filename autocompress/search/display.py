@@ -15,11 +15,14 @@ from autocompress.search.settings import finished_or_running
 
 
 def front_table(rows: list[dict], title: str = "Pareto front") -> Table:
-    table = Table("trial", "configuration", "val acc", "test acc", "KB", "gzip KB", "%/KB", title=title)
+    table = Table("trial", "configuration", "val acc", "test acc", "KB", "gzip KB", "%/KB", "arena KB", "MMACs",
+                  title=title)
     for row in rows:
+        arena, macs = row.get("arena_bytes"), row.get("macs")
         table.add_row(str(row["trial"]), row["label"] or "", f"{100 * row['val_accuracy']:.2f}",
                       f"{100 * row['test_accuracy']:.2f}", f"{row['tflite_bytes'] / 1024:.1f}",
-                      f"{row['gzip_bytes'] / 1024:.1f}", f"{row['efficiency']:.2f}")
+                      f"{row['gzip_bytes'] / 1024:.1f}", f"{row['efficiency']:.2f}",
+                      "n/a" if arena is None else f"{arena / 1024:.1f}", "n/a" if macs is None else f"{macs / 1e6:.2f}")
     return table
 
 

@@ -14,7 +14,7 @@ from autocompress.cache import atomic_file
 from autocompress.errors import UserError
 
 COLUMNS = ("trial", "label", "val_accuracy", "test_accuracy", "tflite_bytes", "gzip_bytes", "efficiency",
-           "latency_ms", "params", "nonzero_params")
+           "latency_ms", "params", "nonzero_params", "arena_bytes", "macs", "tflm_agreement")
 
 
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict:

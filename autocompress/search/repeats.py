@@ -37,7 +37,7 @@ def copied_result(twin: FrozenTrial, location: StudyLocation, out_dir: Path) -> 
     """``twin``'s measured result (as a trial records it, plus ``repeats``: the twin's number) with its
     ``.tflite`` and ``.keras`` copied to ``out_dir``, where ``result.json`` is written as a run writes it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {name: twin.user_attrs[name] for name in RESULT_FIELDS}
+    record = {name: twin.user_attrs.get(name) for name in RESULT_FIELDS}
     for kind in ("tflite", "keras"):
         path = out_dir / FILES[kind]
         fetch_file(twin, location, kind, path)

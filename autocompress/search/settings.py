@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from autocompress.search.space import SearchSpace
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "qmc")
-OBJECTIVES = ("accuracy", "size", "latency")
+OBJECTIVES = ("accuracy", "size", "latency", "ram")
 SIZE_METRICS = ("tflite", "gzip")
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 EXIT_REPLACE_ME = 75  # a worker that ran its trials_per_process asks its supervisor for a fresh one
@@ -30,7 +30,7 @@ EXIT_REPLACE_ME = 75  # a worker that ran its trials_per_process asks its superv
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Everything ``autocompress search`` takes. ``max_size`` is in bytes.
+    """Everything ``autocompress search`` takes. ``max_size`` and ``max_ram`` (TFLite Micro's arena) are in bytes.
 
     ``trials_per_process``: a worker process runs this many trials and is then replaced by a
     fresh one, which gives back the memory TensorFlow keeps after every ``fit``; 0 never replaces.
@@ -47,6 +47,7 @@ class SearchSettings:
     size_metric: str = "tflite"
     objectives: tuple[str, ...] = ("accuracy", "size")
     max_size: int | None = None
+    max_ram: int | None = None
     min_accuracy: float | None = None
     epochs: int | None = None
     timeout: float | None = None
@@ -66,9 +67,11 @@ class SearchSettings:
             (self.trials >= 1, f"--trials must be >= 1 (got {self.trials})"),
             (self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}"),
             (self.size_metric in SIZE_METRICS, f"--size-metric must be tflite or gzip (got {self.size_metric!r})"),
-            (tuple(self.objectives) in (OBJECTIVES[:2], OBJECTIVES),
-             f"--objectives must be accuracy,size or accuracy,size,latency (got {','.join(self.objectives)})"),
+            (tuple(self.objectives[:2]) == OBJECTIVES[:2] and set(self.objectives[2:]) <= set(OBJECTIVES[2:])
+             and len(set(self.objectives)) == len(self.objectives),
+             f"--objectives must be accuracy,size, then optionally latency and/or ram (got {','.join(self.objectives)})"),
             (self.max_size is None or self.max_size > 0, f"--max-size must be > 0 (got {self.max_size})"),
+            (self.max_ram is None or self.max_ram > 0, f"--max-ram must be > 0 (got {self.max_ram})"),
             (self.min_accuracy is None or 0 < self.min_accuracy <= 1,
              f"--min-accuracy is a fraction in (0, 1], e.g. 0.9 (got {self.min_accuracy})"),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),

@@ -1,9 +1,9 @@
 """The multi-objective Optuna study as a worker process sees it: samplers, the trial objective, the trial loop.
 
 Objectives: maximise validation accuracy of the exported ``.tflite`` and minimise its size
-(optionally also its latency). A study runs until it holds exactly ``trials`` finished
-(complete or pruned) trials, however many processes share it and however often it is
-resumed; failed trials do not count and are retried.
+(optionally also its latency and TensorFlow Lite Micro's arena bytes, "ram"). A study runs
+until it holds exactly ``trials`` finished (complete or pruned) trials, however many processes
+share it and however often it is resumed; failed trials do not count and are retried.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ctypes
 import functools
 import gc
 import json
+import math
 import os
 import pickle
 import sys
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 MAX_FAILURES_IN_A_ROW = 5
 MAX_REPEATS_IN_A_ROW = 20  # then the sampler finds nothing new in the space: say so rather than loop
-VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "optuna", "numpy")
+VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro",
+                      "optuna", "numpy")
 
 
 def library_versions() -> dict[str, str]:
@@ -90,7 +92,9 @@ def create_or_resume(settings: SearchSettings, dataset: Dataset, space: SearchSp
                                       "objectives": list(settings.objectives), "size_metric": settings.size_metric}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(["validation accuracy", f"{settings.size_metric} bytes", "latency ms"][:len(settings.objectives)])
+        names = {"accuracy": "validation accuracy", "size": f"{settings.size_metric} bytes", "latency": "latency ms",
+                 "ram": "arena bytes"}
+        study.set_metric_names([names[name] for name in settings.objectives])
     stored = study.user_attrs.get("search")
     if stored is None:  # one attribute, written at once: concurrent workers never see half of it
         study.set_user_attr("search", identity)
@@ -125,17 +129,40 @@ def _process_seed(settings: SearchSettings, backend: optuna.storages.BaseStorage
     return settings.seed + held + 100_003 * slot
 
 
-@functools.lru_cache(maxsize=64)  # the --max-size check and the multi-fidelity rung both ask, per trial
-def predicted_weight_bytes(config: CompressionConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
-    """A lower bound on the ``.tflite`` size: the weights alone, after channel pruning, at the quantized width."""
+def _untrained(config: CompressionConfig, input_shape: tuple[int, ...], num_classes: int):
+    """``config``'s student, untrained, after channel pruning: the shapes of the model it exports."""
     from autocompress.compress.prune import prune_channels
     from autocompress.models import build_model
 
     model = build_model(config.student, input_shape, num_classes, width=config.width)
     if config.prunes and config.prune_structure == "channel":
         model = prune_channels(model, config.sparsity, config.prune_scope, config.prune_layers)
+    return model
+
+
+@functools.lru_cache(maxsize=64)  # the --max-size check and the multi-fidelity rung both ask, per trial
+def predicted_weight_bytes(config: CompressionConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """A lower bound on the ``.tflite`` size: the weights alone, after channel pruning, at the quantized width."""
     bytes_per_weight = {"none": 4, "float16": 2}.get(config.quant, 1)
-    return int(model.count_params() * bytes_per_weight)
+    return int(_untrained(config, input_shape, num_classes).count_params() * bytes_per_weight)
+
+
+@functools.lru_cache(maxsize=64)
+def predicted_arena_bytes(config: CompressionConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """A lower bound on TFLite Micro's arena: the largest inputs-plus-output of one conv, dense,
+    pooling or add op, which TFLM's planner must hold at once (1 byte an activation in full-integer
+    models, else 4; layers the converter fuses into these ops add nothing)."""
+    from autocompress._tf import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense, keras.layers.MaxPooling2D,
+             keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D, keras.layers.Add)
+    bytes_per_value = 1 if config.quant in ("int8", "qat") else 4
+
+    def values(tensors) -> int:
+        return sum(math.prod(t.shape[1:]) for t in (tensors if isinstance(tensors, list) else [tensors]))
+
+    layers = [layer for layer in _untrained(config, input_shape, num_classes).layers if isinstance(layer, kinds)]
+    return bytes_per_value * max(values(layer.input) + values(layer.output) for layer in layers)
 
 
 @dataclass
@@ -165,11 +192,14 @@ class Objective:
         trial.set_user_attr("versions", self.versions)
         trial.set_user_attr("worker_pid", os.getpid())
         if self.settings.max_size is not None:
-            predicted = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes)
-            trial.set_user_attr("predicted_min_bytes", predicted)
-            if predicted > self.settings.max_size:
-                trial.set_user_attr("pruned_reason", f"weights alone need {predicted} bytes > --max-size")
-                raise optuna.TrialPruned(f"predicted size {predicted} B exceeds --max-size {self.settings.max_size} B")
+            _within(trial, "predicted_min_bytes", predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes),
+                    self.settings.max_size, "weights alone need", "--max-size")
+        if config.quant == "dynamic" and (self.settings.max_ram is not None or "ram" in self.settings.objectives):
+            _pruned(trial, "TFLite Micro does not run dynamic-range (hybrid) models")
+        if self.settings.max_ram is not None:
+            _within(trial, "predicted_min_arena_bytes", predicted_arena_bytes(config, dataset.input_shape,
+                                                                              dataset.num_classes),
+                    self.settings.max_ram, "the largest op's activations alone need", "--max-ram")
         out_dir = self.location.trials_dir / f"{trial.number:05d}"
         try:
             record = self._repeated(trial, config, out_dir) or self._compressed(trial, config, out_dir)
@@ -199,10 +229,17 @@ class Objective:
             trial.set_constraint("max_size", size - self.settings.max_size)
         if self.settings.min_accuracy is not None:
             trial.set_constraint("min_accuracy", self.settings.min_accuracy - record["val_accuracy"])
+        arena = record.get("arena_bytes")
+        if self.settings.max_ram is not None:  # a file TFLite Micro cannot run fits no RAM budget
+            trial.set_constraint("max_ram", math.inf if arena is None else arena - self.settings.max_ram)
+        if arena is None and "ram" in self.settings.objectives:
+            _pruned(trial, f"TFLite Micro cannot run it: {record.get('tflm_error')}")
         repeated = f" (as trial {record['repeats']})" if "repeats" in record else ""
         _save_note(trial, f"{config.label()}: {100 * record['val_accuracy']:.1f}% val, "
-                          f"{100 * record['test_accuracy']:.1f}% test, {size / 1024:.1f} KB{repeated}")
-        values = {"accuracy": record["val_accuracy"], "size": float(size), "latency": record["latency_ms"]}
+                          f"{100 * record['test_accuracy']:.1f}% test, {size / 1024:.1f} KB, "
+                          f"arena {_kb(arena)}, {_millions(record.get('macs'))} MACs{repeated}")
+        values = {"accuracy": record["val_accuracy"], "size": float(size), "latency": record["latency_ms"],
+                  "ram": float(arena or 0)}
         return tuple(values[name] for name in self.settings.objectives)
 
     def _enqueue_variants(self, trial: optuna.Trial) -> None:
@@ -265,6 +302,26 @@ class Objective:
                 raise optuna.TrialPruned(reason)
 
         return judge
+
+
+def _pruned(trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr("pruned_reason", reason)
+    raise optuna.TrialPruned(reason)
+
+
+def _within(trial: optuna.Trial, attr: str, predicted: int, limit: int, what: str, flag: str) -> None:
+    """Record the lower bound ``predicted`` as ``attr``; prune the trial when it exceeds ``limit``."""
+    trial.set_user_attr(attr, predicted)
+    if predicted > limit:
+        _pruned(trial, f"{what} {predicted} bytes > {flag} {limit}")
+
+
+def _kb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1024:.1f} KB"
+
+
+def _millions(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 1e6:.2f}M"
 
 
 def release_memory() -> None:
@@ -366,6 +423,10 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
     from autocompress.data import load_dataset
 
     dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
+    image = math.prod(dataset.input_shape)
+    if settings.max_ram is not None and settings.max_ram < image:
+        raise UserError(f"--max-ram {settings.max_ram} B is below the {image} B of one input image, which every "
+                        "model's TFLite Micro arena holds; give a larger budget, e.g. 64KB")
     known = pickle.loads(space_file.read_bytes()) if space_file and space_file.exists() else None
     study, space = create_or_resume(settings, dataset, known, slot)
     if space_file and known is None:

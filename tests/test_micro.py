@@ -1,0 +1,172 @@
+"""TensorFlow Lite Micro figures on real files: the arena against TFLM's own report, MACs against the
+Keras layers, the reasons TFLM cannot run a file, and a search with RAM as an objective and a constraint."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from optuna.trial import TrialState
+
+from study_fixture import assert_user_error, run_cli
+
+ALLOCATIONS = """
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+
+path, arena = sys.argv[1], int(sys.argv[2])
+interpreter = runtime.Interpreter.from_file(path, arena_size=arena)
+entry = interpreter.get_input_details(0)
+interpreter.set_input(np.zeros(entry["shape"], entry["dtype"]), 0)
+interpreter.invoke()
+interpreter.print_allocations()
+"""
+
+
+def tflm_report(path: Path, arena: int) -> subprocess.CompletedProcess:
+    """TFLM run in ``arena`` bytes on a blank image, its allocations printed (to the C stdout)."""
+    return subprocess.run([sys.executable, "-c", ALLOCATIONS, str(path), str(arena)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_recorded_arena_is_tflm_own_figure_and_enough(tiny_study):
+    from autocompress.compress.micro import ARENA_ALIGNMENT
+
+    trials = tiny_study.load().get_trials(states=(TrialState.COMPLETE,))
+    assert trials
+    for trial in trials:
+        path = tiny_study.folder / "trials" / f"{trial.number:05d}" / "model.tflite"
+        recorded = trial.user_attrs["arena_bytes"]
+        printed = tflm_report(path, 64 * 1024 ** 2)
+        totals = [int(line.split("total ")[1].split()[0]) for line in (printed.stdout + printed.stderr).splitlines()
+                  if "Arena allocation total" in line]
+        assert len(totals) == 1, printed.stdout + printed.stderr
+        assert recorded == -(-totals[0] // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+        assert tflm_report(path, recorded).returncode == 0  # kTensorArenaSize = the recorded figure works
+        assert tflm_report(path, recorded - ARENA_ALIGNMENT).returncode != 0  # and nothing much smaller does
+        assert trial.user_attrs["tflm_agreement"] >= 0.95 and trial.user_attrs["tflm_error"] is None
+
+
+def _keras_macs(model) -> int:
+    from autocompress._tf import keras
+
+    total = 0
+    for layer in model.layers:
+        out = math.prod(layer.output.shape[1:])
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            total += out * math.prod(layer.kernel_size)
+        elif isinstance(layer, keras.layers.Conv2D):
+            total += out * math.prod(layer.kernel_size) * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += out * layer.input.shape[-1]
+    return total
+
+
+@pytest.mark.parametrize("student", ["dscnn"])  # depthwise, pointwise conv and dense
+def test_macs_and_arena_bound_of_converted_students(bar_dataset, tmp_path, student):
+    """The flatbuffer's MACs equal the Keras layers'; the arena TFLM measures is at least the lower bound
+    that ``--max-ram`` prunes with, and TFLM agrees with LiteRT."""
+    from autocompress.compress import measure, micro, quantize
+    from autocompress.compress.config import CompressionConfig
+    from autocompress.models import build_model
+    from autocompress.search.study import predicted_arena_bytes
+
+    config = CompressionConfig(student=student, width=0.25, quant="int8")
+    model = build_model(student, bar_dataset.input_shape, bar_dataset.num_classes, width=0.25)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(quantize.convert(model, "int8", bar_dataset.x_train))
+    assert micro.macs(path) == _keras_macs(model) > 0
+    x = bar_dataset.x_val[:40]
+    measured = micro.run(path, x, measure.predict(path, x))
+    bound = predicted_arena_bytes(config, bar_dataset.input_shape, bar_dataset.num_classes)
+    assert measured.reason is None and 0 < bound <= measured.arena_bytes
+    assert measured.agreement >= 0.95
+    quantization = micro.io_quantization(path)
+    assert quantization["input"]["dtype"] == "uint8" and quantization["input"]["scale"] > 0
+    assert quantization["output"]["shape"] == [1, bar_dataset.num_classes]
+
+
+def test_a_file_tflm_cannot_run_is_recorded_with_the_reason(bar_dataset, tmp_path):
+    from autocompress.compress import measure, micro, quantize
+    from autocompress.models import build_model
+
+    model = build_model("cnn", bar_dataset.input_shape, bar_dataset.num_classes, width=0.25)
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(quantize.convert(model, "dynamic", bar_dataset.x_train))
+    x = bar_dataset.x_val[:5]
+    measured = micro.run(path, x, measure.predict(path, x))
+    assert measured.arena_bytes is None and measured.agreement is None
+    assert "Hybrid models are not supported" in measured.reason
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"not a flatbuffer" * 8)
+    assert micro.run(garbage, x, np.zeros(len(x))).reason  # refused or crashed: a reason, not an exception
+
+
+def test_resolver_calls_and_identifiers():
+    from autocompress.compress.micro import resolver_call
+    from autocompress.firmware import identifier
+
+    assert [resolver_call(op) for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RELU6", "MAX_POOL_2D")
+            ] == ["AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddRelu6", "AddMaxPool2D"]
+    assert identifier("fashion-mnist 2") == "fashion_mnist_2" and identifier("10 classes") == "model_10_classes"
+
+
+RAM_SPACE = """
+[space]
+student = "cnn"
+width = 0.25
+epochs = 1
+batch_size = 32
+quant = ["int8", "dynamic"]
+"""
+
+
+@pytest.fixture(scope="module")
+def ram_study(bar_npz, session_cache, tmp_path_factory) -> Path:
+    """A 3-objective (accuracy, size, ram) search of the bar data under --max-ram 64KB."""
+    root = tmp_path_factory.mktemp("ram-study")
+    (root / "space.toml").write_text(RAM_SPACE)
+    result = run_cli("search", "--dataset", bar_npz, "--trials", 4, "--config", root / "space.toml", "--out",
+                     root / "study", "--cache-dir", session_cache, "--seed", 0, "--quiet",  # seed 0: 1 int8, 3 dynamic
+                     "--objectives", "accuracy,size,ram", "--max-ram", "64KB", timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "study"
+
+
+def test_three_objective_search_under_a_ram_budget(ram_study):
+    import optuna
+
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{ram_study / 'study.db'}")
+    assert study.metric_names == ["validation accuracy", "tflite bytes", "arena bytes"]
+    completed = study.get_trials(states=(TrialState.COMPLETE,))
+    assert completed
+    for trial in completed:
+        assert trial.values[2] == trial.user_attrs["arena_bytes"] <= 64 * 1024
+        assert trial.constraints == {"max_ram": trial.user_attrs["arena_bytes"] - 64 * 1024}
+        assert trial.user_attrs["macs"] > 0 and trial.user_attrs["predicted_min_arena_bytes"] <= trial.values[2]
+    for trial in study.get_trials(states=(TrialState.PRUNED,)):  # dynamic-range: pruned before training
+        assert trial.user_attrs["config"]["quant"] == "dynamic" and "stage_seconds" not in trial.user_attrs
+        assert "TFLite Micro does not run dynamic-range" in trial.user_attrs["pruned_reason"]
+    with open(ram_study / "front.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    front = {t.number: t for t in study.best_trials}
+    assert {int(row["trial"]) for row in rows} == set(front)
+    assert all(int(row["arena_bytes"]) == front[int(row["trial"])].values[2] and int(row["macs"]) > 0 for row in rows)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-ram", "lots"], "cannot read size 'lots'"),
+    (["--max-ram", "100B"], "--max-ram 100 B is below the 256 B of one input image"),
+    (["--max-ram", "0B"], "--max-ram must be > 0"),
+    (["--objectives", "accuracy,size,ram,ram"], "--objectives must be accuracy,size, then optionally"),
+])
+def test_bad_ram_input_is_one_line_and_exit_2(bar_npz, session_cache, tmp_path, extra, message):
+    result = run_cli("search", "--dataset", bar_npz, "--trials", 1, "--out", tmp_path / "study", "--cache-dir",
+                     session_cache, "--quiet", *extra)
+    assert_user_error(result, message)
