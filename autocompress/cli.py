@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autocompress import __version__
-from autocompress.errors import UserError
+from autocompress.errors import TrainingFailed, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the smallest compressed image classifier that keeps the accuracy you need.")
@@ -195,6 +195,7 @@ def search(
     else:
         with SearchDisplay(console, trials) as display:
             study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready)
+    _say_if_short(study, settings)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         console.print("no trial completed (see the study's failed and pruned trials), so there is no front yet")
         return
@@ -202,6 +203,22 @@ def search(
     if quiet:
         console.print(front_table(front_rows(study), title=f"Pareto front of {study.study_name}"))
     console.print(f"wrote {paths['csv']}, {paths['json']} and {paths['html']}")
+
+
+def _say_if_short(study, settings) -> None:
+    """A search that ends before the study holds ``--trials`` finished trials says how many, and why."""
+    from optuna.trial import TrialState
+
+    from autocompress.search.settings import finished_or_running
+
+    counted = finished_or_running(study)
+    running = sum(t.state == TrialState.RUNNING for t in counted)
+    finished = sum(t.state.is_finished() for t in counted)
+    if finished < settings.trials:
+        why = (f"--timeout {settings.timeout:g} s passed" if settings.timeout and not running else
+               f"{running} trial(s) still run in another worker that this storage cannot watch")
+        console.print(f"the study holds {finished} of {settings.trials} finished trials ({why}); "
+                      "rerun the same command to add the rest")
 
 
 @app.command()
@@ -290,7 +307,7 @@ def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:
         app()
-    except UserError as error:
+    except (UserError, TrainingFailed) as error:  # a diverged or collapsed training says what to try
         errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
