@@ -21,6 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Find the smallest compressed image classifier that keeps the accuracy you need.")
 console = Console()
 errors = Console(stderr=True)
+INTERRUPTED = "interrupted: completed trials are saved; rerun the same command to resume"
 
 DataDir = typer.Option(None, "--data-dir", help="Folder with local dataset files (also $AUTOCOMPRESS_DATA_DIR).")
 CacheDir = typer.Option(None, "--cache-dir", help="Cache folder (default ~/.cache/autocompress, or $AUTOCOMPRESS_CACHE_DIR).")
@@ -190,11 +191,15 @@ def search(
             errors.print(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the dashboard')}",
                          markup=False, highlight=False, soft_wrap=True)
 
-    if quiet:
-        study = run_search(settings, callbacks=(report_failure,))
-    else:
-        with SearchDisplay(console, trials) as display:
-            study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready)
+    try:
+        if quiet:
+            study = run_search(settings, callbacks=(report_failure,))
+        else:
+            with SearchDisplay(console, trials) as display:
+                study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (typer would turn it into a bare exit 130)
+        errors.print(INTERRUPTED, markup=False)
+        raise typer.Exit(130) from None
     _say_if_short(study, settings)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         console.print("no trial completed (see the study's failed and pruned trials), so there is no front yet")
@@ -311,5 +316,5 @@ def main() -> None:
         errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        errors.print("interrupted: completed trials are saved; rerun the same command to resume", markup=False)
+        errors.print(INTERRUPTED, markup=False)
         sys.exit(130)

@@ -226,3 +226,24 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
     assert retry.params == trials[numbers["dead"]].params and "fail_reason" not in retry.user_attrs
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == numbers["dead"]
     assert retry_dead_workers_trials(study) == []  # nothing twice
+
+
+def test_sigterm_acts_like_ctrl_c(bar_npz, session_cache, tmp_path):
+    """``kill PID`` of a search: its workers record the running trial as FAIL (not left RUNNING),
+    it prints the interrupted line and exits 130."""
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE.replace("epochs = 2", "epochs = 4"))
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
+               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "2",
+               "--out", str(out), "--seed", "5"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped = _running_trial(out, time.time() + 300)
+    time.sleep(2)  # inside the trial
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130, stderr[-3000:]
+    assert "interrupted: completed trials are saved; rerun the same command to resume" in stderr
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    assert study.get_trials()[stopped].state == TrialState.FAIL
+    assert not study.get_trials(states=(TrialState.RUNNING,))

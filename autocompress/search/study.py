@@ -15,6 +15,7 @@ import gc
 import json
 import os
 import pickle
+import signal
 import socket
 import sys
 import time
@@ -429,6 +430,7 @@ def worker_main(settings_json: str, run_started: str, deadline: str, slot: str, 
     trials, or 2 with the one-line error written to ``<run_folder>/worker-<slot>.error``. Optuna
     logs at the supervisor's ``verbosity``."""
     _die_with_parent()
+    signal.signal(signal.SIGTERM, _interrupted)  # like Ctrl-C: the running trial is recorded as failed
     optuna.logging.set_verbosity(int(verbosity))
     settings = SearchSettings.from_json(settings_json)
     error_file = Path(run_folder) / f"worker-{slot}.error"
@@ -444,6 +446,10 @@ def worker_main(settings_json: str, run_started: str, deadline: str, slot: str, 
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor reports it
         sys.exit(130)
     sys.exit(EXIT_REPLACE_ME if more else 0)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _die_with_parent() -> None:
