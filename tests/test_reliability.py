@@ -223,7 +223,8 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
                                                               f"{_this_process()['worker_host']}) died"
     assert trials[numbers["live"]].state == trials[numbers["elsewhere"]].state == TrialState.RUNNING
     (retry,) = study.get_trials(states=(TrialState.WAITING,))
-    assert retry.params == trials[numbers["dead"]].params and "fail_reason" not in retry.user_attrs
+    assert retry.params == trials[numbers["dead"]].params
+    assert not {"fail_reason", "worker_pid"} & set(retry.user_attrs)  # its own worker records itself
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == numbers["dead"]
     assert retry_dead_workers_trials(study) == []  # nothing twice
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import time
@@ -95,9 +96,21 @@ def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
                           heartbeat_stale_trial_callback=retry_callback())
 
 
-def retry_callback() -> RetryHeartbeatStaleTrialCallback:
-    """Queue a failed trial again with the same parameters (once): after a stale heartbeat, or a dead worker."""
-    return RetryHeartbeatStaleTrialCallback(max_retry=1)
+class Retry(RetryHeartbeatStaleTrialCallback):
+    """Queue a failed trial again with the same parameters (once): after a stale heartbeat, or a dead
+    worker. The retry inherits the trial's user attributes but not its fail reason or its worker,
+    which the retry's own worker records when it starts (until then it must not look dead)."""
+
+    NOT_INHERITED = ("fail_reason", "worker_host", "worker_pid", "worker_started")
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {key: value for key, value in trial.user_attrs.items() if key not in self.NOT_INHERITED}
+        super().__call__(study, trial)
+
+
+def retry_callback() -> Retry:
+    return Retry(max_retry=1)
 
 
 def _redact(url: str) -> str:

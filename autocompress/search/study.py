@@ -8,7 +8,6 @@ resumed; failed trials do not count and are retried.
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import functools
 import gc
@@ -360,9 +359,7 @@ def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it first
             continue
-        dead = copy.deepcopy(storage.get_trial(trial._trial_id))
-        dead.user_attrs = {key: value for key, value in dead.user_attrs.items() if key != "fail_reason"}
-        storage_mod.retry_callback()(study, dead)  # the retry inherits the attributes, not the reason
+        storage_mod.retry_callback()(study, storage.get_trial(trial._trial_id))
         failed.append(trial.number)
     return failed
 
