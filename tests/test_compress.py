@@ -311,7 +311,7 @@ def test_a_collapsed_training_is_one_line_with_what_to_try_and_keeps_what_was_tr
     rng = np.random.default_rng(0)
     split = {}
     for name, n in (("train", 400), ("test", 100)):
-        split[f"x_{name}"] = rng.integers(0, 256, (n, 8, 8, 1)).astype(np.uint8)
+        split[f"x_{name}"] = rng.integers(0, 256, (n, 16, 16, 1)).astype(np.uint8)
         split[f"y_{name}"] = (np.arange(n) % 20 == 0).astype(np.int64)
     np.savez(tmp_path / "lopsided.npz", **split)
     done = run_cli("compress", "--dataset", tmp_path / "lopsided.npz", "--epochs", 1, "--quant", "int8",

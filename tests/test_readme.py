@@ -77,7 +77,7 @@ def test_the_readme_python_block_runs_as_written(bar_npz, session_cache, tmp_pat
     for old, new in replacements.items():
         assert old in code, f"the README's Python block no longer holds {old}; update this test"
         code = code.replace(old, new)
-    code += "\nprint('study', study.study_name, len(study.trials))\n"
+    code += "\nprint('study', study.study_name, len(study.best_trials))\n"
     env = {**os.environ, "AUTOCOMPRESS_CACHE_DIR": str(session_cache), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
