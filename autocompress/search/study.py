@@ -312,7 +312,9 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
                 return False
             # another worker's trial is still running: wait for it to end; if that worker dies, its
             # trial is retried here (at once on this host, else once its heartbeat goes stale)
-            optuna.storages.fail_stale_trials(study)
+            with warnings.catch_warnings():  # "experimental" in Optuna 5, as the heartbeats are
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
             time.sleep(WAIT_SECONDS)
             continue
         if limit is not None and ran >= limit:
