@@ -220,8 +220,9 @@ def _say_if_short(study, settings) -> None:
     running = sum(t.state == TrialState.RUNNING for t in counted)
     finished = sum(t.state.is_finished() for t in counted)
     if finished < settings.trials:
-        why = (f"--timeout {settings.timeout:g} s passed" if settings.timeout and not running else
-               f"{running} trial(s) still run in another worker that this storage cannot watch")
+        why = (f"--timeout {settings.timeout:g} s passed" if settings.timeout else
+               f"{running} trial(s) still run in a worker that this storage cannot watch" if running else
+               "some trials are still queued")
         console.print(f"the study holds {finished} of {settings.trials} finished trials ({why}); "
                       "rerun the same command to add the rest")
 
