@@ -24,6 +24,14 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
+# ``compress`` names both the API function and the subpackage of compression stages. Python sets a
+# subpackage as its parent's attribute when it is first imported, which would hide the function
+# from ``from autocompress import compress`` once anything imported a stage. Importing the
+# (light: a docstring) subpackage here and dropping that attribute leaves ``compress`` to
+# ``__getattr__``, for good; ``autocompress.compress.<stage>`` modules still import as usual.
+importlib.import_module("autocompress.compress")
+del compress  # noqa: F821 - bound by the import above
+
 
 def __getattr__(name: str):
     if name in _EXPORTS:

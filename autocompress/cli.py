@@ -15,12 +15,13 @@ from rich.console import Console
 from rich.table import Table
 
 from autocompress import __version__
-from autocompress.errors import UserError
+from autocompress.errors import TrainingFailed, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the smallest compressed image classifier that keeps the accuracy you need.")
 console = Console()
 errors = Console(stderr=True)
+INTERRUPTED = "interrupted: completed trials are saved; rerun the same command to resume"
 
 DataDir = typer.Option(None, "--data-dir", help="Folder with local dataset files (also $AUTOCOMPRESS_DATA_DIR).")
 CacheDir = typer.Option(None, "--cache-dir", help="Cache folder (default ~/.cache/autocompress, or $AUTOCOMPRESS_CACHE_DIR).")
@@ -208,11 +209,16 @@ def search(
             errors.print(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the dashboard')}",
                          markup=False, highlight=False, soft_wrap=True)
 
-    if quiet:
-        study = run_search(settings, callbacks=(report_failure,))
-    else:
-        with SearchDisplay(console, trials) as display:
-            study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready)
+    try:
+        if quiet:
+            study = run_search(settings, callbacks=(report_failure,))
+        else:
+            with SearchDisplay(console, trials) as display:
+                study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (typer would turn it into a bare exit 130)
+        errors.print(INTERRUPTED, markup=False)
+        raise typer.Exit(130) from None
+    _say_if_short(study, settings)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         console.print("no trial completed (see the study's failed and pruned trials), so there is no front yet")
         return
@@ -220,6 +226,23 @@ def search(
     if quiet:
         console.print(front_table(front_rows(study), title=f"Pareto front of {study.study_name}"))
     console.print(f"wrote {paths['csv']}, {paths['json']} and {paths['html']}")
+
+
+def _say_if_short(study, settings) -> None:
+    """A search that ends before the study holds ``--trials`` finished trials says how many, and why."""
+    from optuna.trial import TrialState
+
+    from autocompress.search.settings import finished_or_running
+
+    counted = finished_or_running(study)
+    running = sum(t.state == TrialState.RUNNING for t in counted)
+    finished = sum(t.state.is_finished() for t in counted)
+    if finished < settings.trials:
+        why = (f"--timeout {settings.timeout:g} s passed" if settings.timeout else
+               f"{running} trial(s) still run in a worker that this storage cannot watch" if running else
+               "some trials are still queued")
+        console.print(f"the study holds {finished} of {settings.trials} finished trials ({why}); "
+                      "rerun the same command to add the rest")
 
 
 @app.command()
@@ -309,9 +332,9 @@ def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:
         app()
-    except UserError as error:
+    except (UserError, TrainingFailed) as error:  # a diverged or collapsed training says what to try
         errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        errors.print("interrupted: completed trials are saved; rerun the same command to resume", markup=False)
+        errors.print(INTERRUPTED, markup=False)
         sys.exit(130)

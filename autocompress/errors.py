@@ -8,7 +8,8 @@ class UserError(Exception):
 class TrainingFailed(RuntimeError):
     """A run that cannot give a usable model (diverged loss, collapsed predictions, a useless teacher).
 
-    Inside a search this fails (or prunes) the one trial, with the message as its reason.
+    Inside a search this fails (or prunes) the one trial, with the message as its reason; from the
+    CLI it is one ``error:`` line and exit code 2, like a :class:`UserError`.
     """
 
 

@@ -61,11 +61,12 @@ def trials_while_searching(folder: Path, state, name: str = "bars") -> list:
     return study.get_trials(deepcopy=False, states=(state,))
 
 
-def run_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``autocompress ARGS`` in a subprocess, as a user runs it."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_cli(*args: object, timeout: float = 300, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``autocompress ARGS`` in a subprocess (from ``cwd``), as a user runs it."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "autocompress", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
+                          timeout=timeout, env=env, cwd=cwd)
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -89,9 +90,10 @@ def search_tiny_study(root: Path, bar_npz: Path, session_cache: Path) -> TinyStu
 
 
 def chromium(tmp_path: Path, width: int = 1400, height: int = 1000):
-    """A headless Chromium WebDriver (skips the test when Chromium is not installed)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    """A headless Chromium WebDriver (skips the test when Chromium or its driver is not installed)."""
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not path.exists():
+            pytest.skip(f"{path} is not installed (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -270,3 +271,29 @@ def test_a_study_without_completed_trials_is_a_user_error(tmp_path):
     result = run_cli("export", "--study", "empty", "--study-dir", folder, "--pick", "smallest",
                      "--out", tmp_path / "out")
     assert_user_error(result, "has no completed trial")
+
+
+def test_storage_alone_finds_the_study_folder_from_any_working_directory(tiny_study, tmp_path, monkeypatch):
+    """The search recorded its folder: export, front, report and dashboard need only ``--storage``."""
+    from autocompress.dashboard import prepare
+
+    storage = f"sqlite:///{(tiny_study.folder / 'study.db').resolve()}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    given = ("--study", tiny_study.name, "--storage", storage)
+    exported = run_cli("export", *given, "--pick", "smallest", "--cache-dir", tiny_study.cache,
+                       "--out", tmp_path / "e", cwd=elsewhere)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert (tmp_path / "e" / "model.tflite").is_file()
+    (tiny_study.folder / "front.csv").unlink()
+    front = run_cli("front", *given, cwd=elsewhere)
+    assert front.returncode == 0 and (tiny_study.folder / "front.csv").is_file(), front.stderr
+    report = run_cli("report", *given, "--out", tmp_path / "r.html", cwd=elsewhere)
+    assert report.returncode == 0 and (tmp_path / "r.html").is_file(), report.stderr
+    assert not list(elsewhere.iterdir())  # nothing written where the commands ran
+    monkeypatch.chdir(elsewhere)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    dashboard = prepare(tiny_study.name, None, storage, port=port)
+    assert dashboard.artifact_store is not None  # the .tflite downloads

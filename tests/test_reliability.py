@@ -35,19 +35,20 @@ def test_kill_9_mid_trial_then_the_same_command_completes_the_study(bar_npz, ses
     storage = f"sqlite:///{out / 'study.db'}"
     command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
                "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "3",
-               "--out", str(out), "--heartbeat", "1", "--seed", "5"]
+               "--out", str(out), "--seed", "5"]  # the default --heartbeat (30 s): no waiting for it
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = _running_trial(out, time.time() + 300)
     time.sleep(2)  # inside the trial: training
     first.send_signal(signal.SIGKILL)
     first.wait()
-    time.sleep(4)  # three missed heartbeats
 
-    again = subprocess.run(command, capture_output=True, text=True)
+    again = subprocess.run(command, capture_output=True, text=True)  # at once
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "finished trials" not in again.stdout  # not short
     study = optuna.load_study(study_name="bars", storage=storage)
     trials = study.get_trials()
     assert trials[killed].state == TrialState.FAIL
+    assert trials[killed].user_attrs["fail_reason"].startswith("its worker (pid ")
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3
     retried = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed]
@@ -193,3 +194,57 @@ def test_a_full_disk_mid_study_keeps_the_storage_consistent_and_the_study_resuma
     assert len(done) == 3 and done[0].user_attrs == completed[0].user_attrs  # nothing lost, nothing doubled
     artifacts_after = sorted(p.relative_to(out) for p in (out / "artifacts").rglob("*") if p.is_file())
     assert set(artifacts_before) <= set(artifacts_after) and len(artifacts_after) == 3 * len(artifacts_before)
+
+
+def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_at_once(tmp_path):
+    """Same host, process gone: FAIL and queued again now. A live process's trial, or another host's
+    (watched by its heartbeat), is left running."""
+    from autocompress.search import storage as storage_mod
+    from autocompress.search.study import _this_process, retry_dead_workers_trials
+
+    backend = storage_mod.open_storage(storage_mod.locate("s", tmp_path))
+    study = optuna.create_study(study_name="s", storage=backend, directions=["maximize", "minimize"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    owners = {"dead": {**_this_process(), "worker_pid": gone.pid, "worker_started": "1"},
+              "live": _this_process(),
+              "elsewhere": {**_this_process(), "worker_host": "another-machine", "worker_pid": 1}}
+    numbers = {}
+    for owner, attrs in owners.items():
+        trial = study.ask({"width": optuna.distributions.CategoricalDistribution([0.25, 0.5])})
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        numbers[owner] = trial.number
+
+    assert retry_dead_workers_trials(study) == [numbers["dead"]]
+    trials = study.get_trials()
+    assert trials[numbers["dead"]].state == TrialState.FAIL
+    assert trials[numbers["dead"]].user_attrs["fail_reason"] == f"its worker (pid {gone.pid} on " \
+                                                              f"{_this_process()['worker_host']}) died"
+    assert trials[numbers["live"]].state == trials[numbers["elsewhere"]].state == TrialState.RUNNING
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert retry.params == trials[numbers["dead"]].params
+    assert not {"fail_reason", "worker_pid"} & set(retry.user_attrs)  # its own worker records itself
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == numbers["dead"]
+    assert retry_dead_workers_trials(study) == []  # nothing twice
+
+
+def test_sigterm_acts_like_ctrl_c(bar_npz, session_cache, tmp_path):
+    """``kill PID`` of a search: its workers record the running trial as FAIL (not left RUNNING),
+    it prints the interrupted line and exits 130."""
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE.replace("epochs = 2", "epochs = 4"))
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
+               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "2",
+               "--out", str(out), "--seed", "5"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped = _running_trial(out, time.time() + 300)
+    time.sleep(2)  # inside the trial
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130, stderr[-3000:]
+    assert "interrupted: completed trials are saved; rerun the same command to resume" in stderr
+    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    assert study.get_trials()[stopped].state == TrialState.FAIL
+    assert not study.get_trials(states=(TrialState.RUNNING,))

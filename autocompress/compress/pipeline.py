@@ -270,7 +270,9 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
     size, gzipped = measure.file_sizes(tflite_path)
     val_predictions = measure.predict(tflite_path, dataset.x_val)
     if len(set(val_predictions.tolist())) == 1 < dataset.num_classes:
-        raise TrainingFailed(f"the model collapsed: it predicts class {val_predictions[0]} for every validation image")
+        raise TrainingFailed(f"the model collapsed: it predicts class {val_predictions[0]} for every validation image; "
+                             f"train it longer (more epochs) or with a lower learning rate (what was trained is "
+                             f"kept: the cached student, and {tflite_path} for inspection)")
     val_accuracy = float(np.mean(val_predictions == dataset.y_val))
     test_accuracy = measure.accuracy(tflite_path, dataset.x_test, dataset.y_test)
     latency = measure.latency_ms(tflite_path, dataset.x_test[0])

@@ -1,11 +1,10 @@
 """Conversion to TFLite: float32, dynamic-range, float16, full-integer int8 PTQ, or QAT.
 
 Full-integer models take ``uint8`` raw pixels (the 0-255 values a camera gives) and return
-float32 logits; every other mode takes float32 raw pixels. In int8 PTQ the students' leading
-``Rescaling`` is not converted: the uint8 input's own scale and zero point say how pixels map
-to the normalised values (for ``x / 127.5 - 1``: scale 2/255, zero point 127, half a step from
-the exact 127.5), which saves its MUL and ADD ops and their tensors (560 bytes of a 16.7 KB
-Fashion-MNIST file, at the same measured accuracy: docs/BENCHMARKS.md).
+float32 logits; every other mode takes float32 raw pixels. The uint8 input's quantization says
+just that (scale 1, zero point 0: real value = pixel), so TFLite's documented input recipe
+(``q = x / scale + zero_point`` on the model's real input, the raw pixels) feeds the pixels
+unchanged; the students' ``x / 127.5 - 1`` stays inside the graph, as its ``Rescaling`` layer.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E501
     Default8BitOutputQuantizeConfig,
 )
+from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
 
 quant_api = tfmot.quantization.keras
 
@@ -33,29 +33,18 @@ QAT_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.De
               keras.layers.Dropout)
 
 
-def representative_data(x_train: np.ndarray, count: int = 256, seed: int = 0, scale: float = 1.0,
-                        offset: float = 0.0):
-    """A generator of single images for int8 calibration, as ``pixels * scale + offset``: an all-0
-    and an all-255 image (so the input's range is exactly the pixels'), then training images."""
+def representative_data(x_train: np.ndarray, count: int = 256, seed: int = 0):
+    """A generator of single images (raw pixels) for int8 calibration: an all-0 and an all-255
+    image (so the input's range is exactly the pixels'), then training images."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(x_train), size=min(count, len(x_train)), replace=False)
     extremes = np.stack([np.zeros(x_train.shape[1:]), np.full(x_train.shape[1:], 255.0)])
 
     def generate():
         for image in [*extremes, *x_train[picks]]:
-            yield [image[None].astype(np.float32) * np.float32(scale) + np.float32(offset)]
+            yield [image[None].astype(np.float32)]
 
     return generate
-
-
-def split_input_scaling(model: keras.Model) -> tuple[keras.Model, float, float]:
-    """``model`` after its leading ``Rescaling`` layer, with that layer's scale and offset; or
-    ``model``, 1 and 0 when it does not start with one (or the scaled pixels feed other layers too)."""
-    first = model.layers[1] if len(model.layers) > 1 else None
-    if not (isinstance(first, keras.layers.Rescaling) and np.ndim(first.scale) == np.ndim(first.offset) == 0
-            and first.input is model.inputs[0] and len(model.layers[0].outbound_nodes) == 1):
-        return model, 1.0, 0.0
-    return keras.Model(first.output, model.output, name=model.name), float(first.scale), float(first.offset)
 
 
 def prepare_qat(model: keras.Model, sparse: bool) -> keras.Model:
@@ -72,16 +61,26 @@ def prepare_qat(model: keras.Model, sparse: bool) -> keras.Model:
             getattr(clone, "layer", clone).set_weights(original.get_weights())
     scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if sparse else None
     with quant_api.quantize_scope({"Default8BitOutputQuantizeConfig": Default8BitOutputQuantizeConfig}):
-        return quant_api.quantize_apply(annotated, scheme) if scheme else quant_api.quantize_apply(annotated)
+        quantized = quant_api.quantize_apply(annotated, scheme) if scheme else quant_api.quantize_apply(annotated)
+    _pin_pixel_range(quantized)
+    return quantized
+
+
+def _pin_pixel_range(model: keras.Model) -> None:
+    """Start the input quantizer's range at the pixels' 0-255. It keeps the extremes of every batch
+    it sees, which raw pixels never pass, so the uint8 input is exactly scale 1, zero point 0
+    (as in int8 PTQ), whatever values the training images happen to reach."""
+    for layer in model.layers:
+        if isinstance(layer, QuantizeLayer) and layer.input is model.inputs[0]:
+            for weight in layer.weights:
+                if weight.name.endswith(("_min:0", "_max:0")):
+                    weight.assign(255.0 if weight.name.endswith("_max:0") else 0.0)
 
 
 def convert(model: keras.Model, mode: str, x_train: np.ndarray, per_channel: bool = True,
             strip_names: bool = False) -> bytes:
     """The ``.tflite`` flatbuffer of ``model`` in quantization ``mode``; ``per_channel = False``
     keeps one weight scale per tensor; ``strip_names`` drops tensor names and signatures."""
-    scale, offset = 1.0, 0.0
-    if mode == "int8":
-        model, scale, offset = split_input_scaling(model)
     converter = _converter(model, keep_signature=not strip_names)
     converter._experimental_disable_per_channel = not per_channel  # the converter's only switch for it
     if mode in ("dynamic", "float16", "int8", "qat"):
@@ -89,7 +88,7 @@ def convert(model: keras.Model, mode: str, x_train: np.ndarray, per_channel: boo
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode in ("int8", "qat"):
-        converter.representative_dataset = representative_data(x_train, scale=scale, offset=offset)
+        converter.representative_dataset = representative_data(x_train)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
     with warnings.catch_warnings(), native_stderr_dropped():  # "fully_quantize: 0, ..." and a warning that the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import time
@@ -92,7 +93,24 @@ def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+                          heartbeat_stale_trial_callback=retry_callback())
+
+
+class Retry(RetryHeartbeatStaleTrialCallback):
+    """Queue a failed trial again with the same parameters (once): after a stale heartbeat, or a dead
+    worker. The retry inherits the trial's user attributes but not its fail reason or its worker,
+    which the retry's own worker records when it starts (until then it must not look dead)."""
+
+    NOT_INHERITED = ("fail_reason", "worker_host", "worker_pid", "worker_started")
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {key: value for key, value in trial.user_attrs.items() if key not in self.NOT_INHERITED}
+        super().__call__(study, trial)
+
+
+def retry_callback() -> Retry:
+    return Retry(max_retry=1)
 
 
 def _redact(url: str) -> str:
@@ -105,7 +123,8 @@ def artifact_store(location: StudyLocation) -> FileSystemArtifactStore:
 
 
 def load_study(study_name: str, out: str | Path | None = None, storage: str | None = None) -> tuple[optuna.Study, StudyLocation]:
-    """An existing study, or a one-line error saying which studies exist."""
+    """An existing study, or a one-line error saying which studies exist. Given only ``storage``,
+    the study's folder (artifacts, trial files) is the one its search recorded (``folder``)."""
     location = locate(study_name, out, storage)
     if storage is None and not (location.folder / "study.db").exists():
         raise UserError(f"no study {study_name!r} in {location.folder}; run autocompress search first "
@@ -115,4 +134,7 @@ def load_study(study_name: str, out: str | Path | None = None, storage: str | No
     if study_name not in names:
         known = ", ".join(names) or "none"
         raise UserError(f"no study {study_name!r} in {_redact(location.storage_url)} (studies there: {known})")
-    return optuna.load_study(study_name=study_name, storage=backend), location
+    study = optuna.load_study(study_name=study_name, storage=backend)
+    if out is None and storage is not None and "folder" in study.user_attrs:
+        location = StudyLocation(Path(study.user_attrs["folder"]), location.storage_url)
+    return study, location

@@ -15,6 +15,8 @@ import json
 import math
 import os
 import pickle
+import signal
+import socket
 import sys
 import time
 import warnings
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 MAX_FAILURES_IN_A_ROW = 5
 MAX_REPEATS_IN_A_ROW = 20  # then the sampler finds nothing new in the space: say so rather than loop
+WAIT_SECONDS = 2.0  # how often a worker with nothing left to start checks on others' running trials
 VERSIONED_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro",
                       "optuna", "numpy")
 
@@ -102,6 +105,7 @@ def create_or_resume(settings: SearchSettings, dataset: Dataset, space: SearchSp
             study.set_user_attr(key, value)
         study.set_user_attr("versions", library_versions())
         study.set_user_attr("data_source", _data_source(settings, dataset))
+        study.set_user_attr("folder", str(location.folder.resolve()))  # found again from --storage alone
     else:
         for key, value in identity.items():
             if stored.get(key) != value:
@@ -190,7 +194,6 @@ class Objective:
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("label", config.label())
         trial.set_user_attr("versions", self.versions)
-        trial.set_user_attr("worker_pid", os.getpid())
         if self.settings.max_size is not None:
             _within(trial, "predicted_min_bytes", predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes),
                     self.settings.max_size, "weights alone need", "--max-size")
@@ -365,12 +368,26 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
     ran = 0
 
     def guarded(trial: optuna.Trial):
+        for key, value in _this_process().items():
+            trial.set_user_attr(key, value)
         guard(trial)
         return objective(trial)
 
-    while len(finished_or_running(study)) < target or study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    while True:
+        retry_dead_workers_trials(study)
+        counted = finished_or_running(study)
         if deadline is not None and time.time() >= deadline:
             return False
+        if len(counted) >= target and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if not _worth_waiting_for(study, [t for t in counted if t.state == TrialState.RUNNING]):
+                return False
+            # another worker's trial is still running: wait for it to end; if that worker dies, its
+            # trial is retried here (at once on this host, else once its heartbeat goes stale)
+            with warnings.catch_warnings():  # "experimental" in Optuna 5, as the heartbeats are
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            time.sleep(WAIT_SECONDS)
+            continue
         if limit is not None and ran >= limit:
             return True
         try:
@@ -382,7 +399,65 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
         ran += 1
         _stop_if_failing(study, run_started)
         _stop_if_repeating(study, run_started, target)
-    return False
+
+
+def _this_process() -> dict[str, object]:
+    """Who runs a trial: recorded when it starts, so that a later run can tell its worker died."""
+    return {"worker_host": socket.gethostname(), "worker_pid": os.getpid(),
+            "worker_started": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), which tells a reused pid apart; None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose worker ran on this host and is gone (``kill -9``, a crash) and
+    queue each again with the same parameters, as a stale heartbeat would, but at once. A trial of
+    a live process, or of another host, is left to finish or to go stale. The failed trials' numbers."""
+    host, failed = socket.gethostname(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if attrs.get("worker_host") != host or "worker_pid" not in attrs:
+            continue
+        if _alive(attrs["worker_pid"], attrs.get("worker_started")):
+            continue
+        storage = study._storage
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                        f"its worker (pid {attrs['worker_pid']} on {host}) died")
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it first
+            continue
+        storage_mod.retry_callback()(study, storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
+
+
+def _worth_waiting_for(study: optuna.Study, running: list[optuna.trial.FrozenTrial]) -> bool:
+    """Whether some of ``running`` (others' trials) will end or be retried: a trial on this host is
+    watched through its process, one elsewhere through its heartbeat (a journal file has none)."""
+    storage = study._storage
+    beats = isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
+    return any(beats or t.user_attrs.get("worker_host") == socket.gethostname() for t in running)
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether process ``pid``, started at ``started`` (see :func:`_process_start`), still runs."""
+    now = _process_start(pid)
+    if now is not None or started is not None:  # Linux: the start time also tells a reused pid apart
+        return now == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _last_ended(study: optuna.Study, run_started: float | None, count: int) -> list[optuna.trial.FrozenTrial]:
@@ -445,6 +520,7 @@ def worker_main(settings_json: str, run_started: str, deadline: str, slot: str, 
     trials, or 2 with the one-line error written to ``<run_folder>/worker-<slot>.error``. Optuna
     logs at the supervisor's ``verbosity``."""
     _die_with_parent()
+    signal.signal(signal.SIGTERM, _interrupted)  # like Ctrl-C: the running trial is recorded as failed
     optuna.logging.set_verbosity(int(verbosity))
     settings = SearchSettings.from_json(settings_json)
     error_file = Path(run_folder) / f"worker-{slot}.error"
@@ -460,6 +536,10 @@ def worker_main(settings_json: str, run_started: str, deadline: str, slot: str, 
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor reports it
         sys.exit(130)
     sys.exit(EXIT_REPLACE_ME if more else 0)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _die_with_parent() -> None:

@@ -10,7 +10,9 @@ callbacks (the live display) and turns a worker's error into the same :class:`Us
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,8 +66,9 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     location.folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
     deadline = started + settings.timeout if settings.timeout else None
-    with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder:
+    with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder, _sigterm_as_ctrl_c() as forwarded:
         workers = [_Worker(settings, started, deadline, 0, Path(run_folder))]
+        forwarded.extend(workers)
         watcher = _Watcher(settings, callbacks, on_ready)
         try:
             while workers:
@@ -73,6 +76,7 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
                 watcher.poll()
                 if watcher.first_trial_started and len(workers) < settings.workers and not watcher.more_started:
                     workers += [_Worker(settings, started, deadline, slot, Path(run_folder)) for slot in range(1, settings.workers)]
+                    forwarded.extend(workers[1:])
                     watcher.more_started = True
                 for worker in list(workers):
                     code = worker.process.poll()
@@ -81,6 +85,7 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
                     workers.remove(worker)
                     if code == EXIT_REPLACE_ME:
                         workers.append(_Worker(settings, started, deadline, worker.slot, Path(run_folder)))
+                        forwarded.append(workers[-1])
                     elif code != 0:
                         raise worker.error(code)
             watcher.poll()
@@ -97,6 +102,30 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     if watcher.study is None:
         raise UserError(f"the search ended before study {settings.name!r} was created; see the output above")
     return watcher.study
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """While a search runs, SIGTERM (``kill``, a scheduler stopping the job) acts as Ctrl-C: it is
+    passed on to the workers in the list this yields (which record their trials as failed) and
+    interrupts this process. Outside the main thread signals cannot be handled: nothing changes."""
+    workers: list[_Worker] = []
+
+    def interrupt(signum, frame):
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield workers
+        return
+    try:
+        yield workers
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Watcher:

@@ -1,0 +1,89 @@
+"""The README's code blocks, as a new user runs them: its Python block for real (on the tiny bar data),
+every ``autocompress`` command line parsed by the real CLI, its search-space TOML loaded."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.exceptions import TyperException
+
+from study_fixture import REPO
+from test_search import SPACE
+
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _blocks(language: str) -> list[str]:
+    blocks = [code for lang, code in BLOCK.findall((REPO / "README.md").read_text()) if lang == language]
+    assert blocks, f"the README has no {language} block"
+    return blocks
+
+
+def _command_lines() -> list[list[str]]:
+    """Every shell command of the README's bash blocks, continuation lines joined, comments and ``&&`` split."""
+    commands = []
+    for block in _blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            while words:
+                head, words = (words[: words.index("&&")], words[words.index("&&") + 1:]) if "&&" in words \
+                    else (words, [])
+                commands.append(head)
+    return commands
+
+
+def test_every_autocompress_command_in_the_readme_parses():
+    """Each ``autocompress ...`` line names a real command and only options it takes (no TensorFlow runs)."""
+    from autocompress.cli import app
+
+    group = typer.main.get_command(app)
+    commands = [words for words in _command_lines() if words[0].endswith("autocompress")]
+    assert {words[1] for words in commands} >= {"datasets", "search", "dashboard", "report", "export", "teacher",
+                                                "compress"}
+    for words in commands:
+        command = group.get_command(None, words[1])
+        assert command is not None, words
+        try:
+            command.make_context(words[1], words[2:])
+        except TyperException as error:  # typer's click: an unknown option, a missing value
+            pytest.fail(f"README: {shlex.join(words)}: {error.format_message()}")
+    scripts = {words[1] for words in _command_lines() if words[0] in ("python", "bash")}
+    assert scripts == {"scripts/run_exported.py", ".ci/run"} and all((REPO / path).is_file() for path in scripts)
+
+
+def test_the_readme_search_space_loads(tmp_path):
+    from autocompress.search.space import SearchSpace
+
+    (toml,) = _blocks("toml")
+    (tmp_path / "space.toml").write_text(toml)
+    names = {knob.name for knob in SearchSpace.load(tmp_path / "space.toml").knobs}
+    assert {"student", "width", "quant", "sparsity"} <= names
+
+
+def test_the_readme_python_block_runs_as_written(bar_npz, session_cache, tmp_path):
+    """The block runs in a fresh interpreter, as pasted, with only its data and size made tiny:
+    the dataset is the bar npz, the configuration trains 2 epochs instead of 10, and the search asks
+    for 1 trial of the tests' tiny space instead of 30."""
+    (code,) = _blocks("python")
+    (tmp_path / "space.toml").write_text(SPACE)
+    replacements = {'"fashion_mnist"': repr(str(bar_npz)), "CompressionConfig(width": "CompressionConfig(epochs=2, width", "trials=30": "trials=1, config='space.toml'"}
+    for old, new in replacements.items():
+        assert old in code, f"the README's Python block no longer holds {old}; update this test"
+        code = code.replace(old, new)
+    code += "\nprint('study', study.study_name, len(study.best_trials))\n"
+    env = {**os.environ, "AUTOCOMPRESS_CACHE_DIR": str(session_cache), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    accuracy, size = done.stdout.splitlines()[-2].split()
+    assert 0 <= float(accuracy) <= 1 and int(size) > 0
+    assert (tmp_path / "runs" / "one" / "model.tflite").stat().st_size == int(size)
+    assert done.stdout.splitlines()[-1] == "study bars 1"
