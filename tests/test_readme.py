@@ -58,13 +58,16 @@ def test_every_autocompress_command_in_the_readme_parses():
     assert scripts == {"scripts/run_exported.py", ".ci/run"} and all((REPO / path).is_file() for path in scripts)
 
 
-def test_the_readme_search_space_loads(tmp_path):
+def test_the_readme_search_spaces_load(tmp_path):
     from autocompress.search.space import SearchSpace
 
-    (toml,) = _blocks("toml")
-    (tmp_path / "space.toml").write_text(toml)
-    names = {knob.name for knob in SearchSpace.load(tmp_path / "space.toml").knobs}
-    assert {"student", "width", "quant", "sparsity"} <= names
+    knobs, budget = set(), None
+    for number, toml in enumerate(_blocks("toml")):
+        (tmp_path / f"space{number}.toml").write_text(toml)
+        space = SearchSpace.load(tmp_path / f"space{number}.toml")
+        knobs |= {knob.name for knob in space.knobs}
+        budget = budget or space.budget
+    assert {"student", "width", "quant", "sparsity"} <= knobs and budget.epochs == (15, 30, 60, 120)
 
 
 def test_the_readme_python_block_runs_as_written(bar_npz, session_cache, tmp_path):
