@@ -59,16 +59,3 @@ def test_a_space_file_budget_replaces_the_epochs_knob(tmp_path):
     with pytest.raises(UserError, match="increasing whole numbers"):
         Rungs((4, 2))
 
-
-def test_a_freshly_trained_students_unpruned_full_integer_variants_are_proposed():
-    space = SearchSpace.from_dict({"student": "cnn", "width": [0.25, 0.5], "prune_structure": ["none", "channel"],
-                                   "sparsity": {"low": 0.2, "high": 0.4, "step": 0.1}, "quant": ["dynamic", "int8", "qat"],
-                                   "per_channel": [True, False]})
-    drawn = {"width": 0.5, "prune_structure": "channel", "sparsity": 0.3, "quant": "dynamic"}
-    assert space.quantization_variants(drawn) == [
-        {"width": 0.5, "prune_structure": "none", "quant": "int8", "per_channel": False},
-        {"width": 0.5, "prune_structure": "none", "quant": "qat"}]
-    same = {"width": 0.25, "prune_structure": "none", "quant": "qat"}
-    assert space.quantization_variants(same) == [{**same, "quant": "int8", "per_channel": False}]
-    only_channel = SearchSpace.from_dict({"student": "cnn", "prune_structure": ["channel"], "quant": ["int8", "qat"]})
-    assert only_channel.quantization_variants({"quant": "int8"}) == []  # every trial of that space prunes

@@ -72,11 +72,11 @@ def test_the_readme_search_spaces_load(tmp_path):
 
 def test_the_readme_python_block_runs_as_written(bar_npz, session_cache, tmp_path):
     """The block runs in a fresh interpreter, as pasted, with only its data and size made tiny:
-    the dataset is the bar npz, the configuration trains 2 epochs instead of 10, and the search asks
+    the dataset is the bar npz, the configuration trains 2 epochs of batches of 32 instead of 10 of 128, and the search asks
     for 1 trial of the tests' tiny space instead of 30."""
     (code,) = _blocks("python")
     (tmp_path / "space.toml").write_text(SPACE)
-    replacements = {'"fashion_mnist"': repr(str(bar_npz)), "CompressionConfig(width": "CompressionConfig(epochs=2, width", "trials=30": "trials=1, config='space.toml'"}
+    replacements = {'"fashion_mnist"': repr(str(bar_npz)), "CompressionConfig(width": "CompressionConfig(epochs=2, batch_size=32, width", "trials=30": "trials=1, config='space.toml'"}
     for old, new in replacements.items():
         assert old in code, f"the README's Python block no longer holds {old}; update this test"
         code = code.replace(old, new)

@@ -144,24 +144,6 @@ class SearchSpace:
                  for k in self.knobs}
         return {**knobs, "[budget]": self.budget.to_dict()} if self.budget else knobs
 
-    def quantization_variants(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """The parameters of ``params``'s student unpruned, in the full-integer quantizations the space
-        offers (int8 PTQ, per tensor where the space allows it: the smallest file; QAT: the most
-        accurate): cheap trials on a freshly trained student that put it on the front at once."""
-        knobs = {k.name: k for k in self.knobs}
-        choices = lambda name: knobs[name].choices if name in knobs and knobs[name].choices else ()  # noqa: E731
-        if "quant" not in params or ("prune_structure" in knobs and "none" not in choices("prune_structure")):
-            return []
-        pruning = ("prune_structure", "sparsity", "prune_scope", "prune_layers", "quant", "per_channel")
-        base = {k: v for k, v in params.items() if k not in pruning}
-        if len(choices("prune_structure")) > 1:
-            base["prune_structure"] = "none"
-        variants = []
-        for quant in (q for q in ("int8", "qat") if q in choices("quant")):
-            per_tensor = quant == "int8" and False in choices("per_channel") and len(choices("per_channel")) > 1
-            variants.append({**base, "quant": quant, **({"per_channel": False} if per_tensor else {})})
-        return [v for v in variants if v != params]
-
     def suggest(self, trial: optuna.Trial) -> CompressionConfig:
         """Draw one configuration; inapplicable knobs are neither suggested nor recorded."""
         knobs = {k.name: k for k in self.knobs}

@@ -221,8 +221,6 @@ class Objective:
                 trim([models / "students", models / "pruned"], self.settings.cache_limit)
         for key, value in record.items():
             trial.set_user_attr(key, value)
-        if "student" not in record["reused"] and "repeats" not in record:  # its student was trained now
-            self._enqueue_variants(trial)
         store = storage_mod.artifact_store(self.location)
         trial.set_user_attr("artifacts", {
             kind: upload_artifact(artifact_store=store, file_path=record[f"{kind}_path"], study_or_trial=trial)
@@ -244,15 +242,6 @@ class Objective:
         values = {"accuracy": record["val_accuracy"], "size": float(size), "latency": record["latency_ms"],
                   "ram": float(arena or 0)}
         return tuple(values[name] for name in self.settings.objectives)
-
-    def _enqueue_variants(self, trial: optuna.Trial) -> None:
-        """Queue the unpruned full-integer variants of the student ``trial`` trained
-        (:meth:`SearchSpace.quantization_variants`), while queued trials stay under half of ``--trials``."""
-        study = trial.study
-        queued = [t for t in study.get_trials(deepcopy=False) if "fixed_params" in t.system_attrs]
-        room = min(self.settings.trials // 2 - len(queued), self.settings.trials - len(finished_or_running(study)))
-        for params in self.space.quantization_variants(trial.params)[:max(0, room)]:
-            trial.study.enqueue_trial(params, skip_if_exists=True)
 
     def _repeated(self, trial: optuna.Trial, config: CompressionConfig, out_dir: Path) -> dict | None:
         """The result of the completed trial that ran ``config`` already (see :mod:`.repeats`), if any."""
