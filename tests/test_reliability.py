@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from study_fixture import trials_while_searching
-from test_search import SPACE
+from helpers import SEARCH_SPACE, open_study, search_command, trials_while_searching
 
 
 def _running_trial(folder: Path, deadline: float) -> int:
@@ -30,12 +28,12 @@ def _running_trial(folder: Path, deadline: float) -> int:
 
 def test_kill_9_mid_trial_then_the_same_command_completes_the_study(bar_npz, session_cache, tmp_path):
     space = tmp_path / "space.toml"
-    space.write_text(SPACE.replace("epochs = 2", "epochs = 4"))
+    space.write_text(SEARCH_SPACE.replace("epochs = 2", "epochs = 4"))
     out = tmp_path / "study"
     storage = f"sqlite:///{out / 'study.db'}"
-    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "3",
-               "--out", str(out), "--seed", "5"]  # the default --heartbeat (30 s): no waiting for it
+    # the default --heartbeat (30 s): no waiting for it
+    command = search_command(bar_npz, space, session_cache, out,
+                             "--teacher-epochs", "3", "--trials", "3", "--seed", "5")
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = _running_trial(out, time.time() + 300)
     time.sleep(2)  # inside the trial: training
@@ -45,7 +43,7 @@ def test_kill_9_mid_trial_then_the_same_command_completes_the_study(bar_npz, ses
     again = subprocess.run(command, capture_output=True, text=True)  # at once
     assert again.returncode == 0, again.stderr[-3000:]
     assert "finished trials" not in again.stdout  # not short
-    study = optuna.load_study(study_name="bars", storage=storage)
+    study = open_study(storage)
     trials = study.get_trials()
     assert trials[killed].state == TrialState.FAIL
     assert trials[killed].user_attrs["fail_reason"].startswith("its worker (pid ")
@@ -62,14 +60,13 @@ def test_kill_9_mid_trial_then_the_same_command_completes_the_study(bar_npz, ses
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(bar_npz, session_cache, tmp_path):
     space = tmp_path / "space.toml"
-    space.write_text(SPACE + "learning_rate = [0.003, 1e30]\n")
+    space.write_text(SEARCH_SPACE + "learning_rate = [0.003, 1e30]\n")
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "3",
-               "--out", str(out), "--seed", "2", "--sampler", "random"]
+    command = search_command(bar_npz, space, session_cache, out,
+                             "--teacher-epochs", "3", "--trials", "3", "--seed", "2", "--sampler", "random")
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study = open_study(out)
     failed = study.get_trials(states=(TrialState.FAIL,))
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == 3 and all(t.params.get("learning_rate", 0.003) == 0.003 for t in complete)
@@ -116,22 +113,21 @@ def test_bad_teacher_file(bar_dataset, tmp_path):
 
 def test_an_unwritable_trial_folder_stops_cleanly_and_the_study_resumes(bar_npz, session_cache, tmp_path):
     space = tmp_path / "space.toml"
-    space.write_text(SPACE.replace('distill = [true, false]', 'distill = false'))
+    space.write_text(SEARCH_SPACE.replace('distill = [true, false]', 'distill = false'))
     out = tmp_path / "study"
     out.mkdir()
     (out / "trials").write_text("a file where the trial folders should go")
-    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--quiet", "--trials", "2", "--out", str(out)]
+    command = search_command(bar_npz, space, session_cache, out, "--trials", "2")
     blocked = subprocess.run(command, capture_output=True, text=True)
     assert blocked.returncode == 2 and "5 trials in a row failed" in blocked.stderr
     assert "Traceback" not in blocked.stderr
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study = open_study(out)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * 5  # consistent: nothing half-recorded
 
     (out / "trials").unlink()
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study = open_study(out)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
 
 
@@ -167,16 +163,15 @@ def _fill(disk: Path) -> Path:
 def test_a_full_disk_mid_study_keeps_the_storage_consistent_and_the_study_resumable(bar_npz, session_cache,
                                                                                    small_disk, tmp_path):
     space = tmp_path / "space.toml"
-    space.write_text(SPACE.replace('distill = [true, false]', 'distill = false'))
+    space.write_text(SEARCH_SPACE.replace('distill = [true, false]', 'distill = false'))
     out = small_disk / "study"
-    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--quiet", "--out", str(out), "--seed", "3"]
+    command = search_command(bar_npz, space, session_cache, out, "--seed", "3")
     run = lambda trials: subprocess.run([*command, "--trials", str(trials)], capture_output=True, text=True,  # noqa: E731
                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     first = run(1)
     assert first.returncode == 0, first.stderr[-2000:]
     storage = f"sqlite:///{out / 'study.db'}"
-    completed = optuna.load_study(study_name="bars", storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    completed = open_study(storage).get_trials(states=(TrialState.COMPLETE,))
     artifacts_before = sorted(p.relative_to(out) for p in (out / "artifacts").rglob("*") if p.is_file())
 
     filler = _fill(small_disk)
@@ -189,7 +184,7 @@ def test_a_full_disk_mid_study_keeps_the_storage_consistent_and_the_study_resuma
     filler.unlink()
     resumed = run(3)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    study = optuna.load_study(study_name="bars", storage=storage)
+    study = open_study(storage)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 3 and done[0].user_attrs == completed[0].user_attrs  # nothing lost, nothing doubled
     artifacts_after = sorted(p.relative_to(out) for p in (out / "artifacts").rglob("*") if p.is_file())
@@ -208,7 +203,8 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
     gone.wait()
     owners = {"dead": {**_this_process(), "worker_pid": gone.pid, "worker_started": "1"},
               "live": _this_process(),
-              "elsewhere": {**_this_process(), "worker_host": "another-machine", "worker_pid": 1}}
+              "elsewhere": {**_this_process(), "worker_host": "another-machine", "worker_pid": 1},
+              "starting": {"worker_host": _this_process()["worker_host"], "worker_pid": gone.pid}}  # not all recorded yet
     numbers = {}
     for owner, attrs in owners.items():
         trial = study.ask({"width": optuna.distributions.CategoricalDistribution([0.25, 0.5])})
@@ -221,7 +217,7 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
     assert trials[numbers["dead"]].state == TrialState.FAIL
     assert trials[numbers["dead"]].user_attrs["fail_reason"] == f"its worker (pid {gone.pid} on " \
                                                               f"{_this_process()['worker_host']}) died"
-    assert trials[numbers["live"]].state == trials[numbers["elsewhere"]].state == TrialState.RUNNING
+    assert {trials[numbers[owner]].state for owner in ("live", "elsewhere", "starting")} == {TrialState.RUNNING}
     (retry,) = study.get_trials(states=(TrialState.WAITING,))
     assert retry.params == trials[numbers["dead"]].params
     assert not {"fail_reason", "worker_pid"} & set(retry.user_attrs)  # its own worker records itself
@@ -233,11 +229,10 @@ def test_sigterm_acts_like_ctrl_c(bar_npz, session_cache, tmp_path):
     """``kill PID`` of a search: its workers record the running trial as FAIL (not left RUNNING),
     it prints the interrupted line and exits 130."""
     space = tmp_path / "space.toml"
-    space.write_text(SPACE.replace("epochs = 2", "epochs = 4"))
+    space.write_text(SEARCH_SPACE.replace("epochs = 2", "epochs = 4"))
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "2",
-               "--out", str(out), "--seed", "5"]
+    command = search_command(bar_npz, space, session_cache, out,
+                             "--teacher-epochs", "3", "--trials", "2", "--seed", "5")
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stopped = _running_trial(out, time.time() + 300)
     time.sleep(2)  # inside the trial
@@ -245,6 +240,6 @@ def test_sigterm_acts_like_ctrl_c(bar_npz, session_cache, tmp_path):
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130, stderr[-3000:]
     assert "interrupted: completed trials are saved; rerun the same command to resume" in stderr
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study = open_study(out)
     assert study.get_trials()[stopped].state == TrialState.FAIL
     assert not study.get_trials(states=(TrialState.RUNNING,))

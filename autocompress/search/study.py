@@ -411,8 +411,8 @@ def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
     host, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("worker_host") != host or "worker_pid" not in attrs:
-            continue
+        if attrs.get("worker_host") != host or "worker_started" not in attrs:  # recorded last: until then
+            continue  # its worker is still recording itself (host and pid alone would make it look dead)
         if _alive(attrs["worker_pid"], attrs.get("worker_started")):
             continue
         storage = study._storage
