@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny learnable dataset, a session cache, and a quick teacher."""
+"""Shared fixtures: a tiny learnable dataset, a session cache, a quick teacher, a finished tiny study;
+and which tests share a worker (the ones of an expensive fixture)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import pytest
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from helpers import write_bar_npz  # noqa: E402
-
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +46,16 @@ def tiny_study(tmp_path_factory, bar_npz, session_cache):
     from study_fixture import search_tiny_study
 
     return search_tiny_study(tmp_path_factory.mktemp("tiny-study"), bar_npz, session_cache)
+
+
+SHARED_FIXTURES = ("tiny_study", "finished_study", "ram_study")  # each takes a minute or more to build
+
+
+def pytest_collection_modifyitems(items):
+    """Under ``pytest -n 2 --dist loadgroup``, the tests of one expensive fixture run on one worker,
+    which builds it once (each worker would build its own)."""
+    for item in items:
+        for name in SHARED_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break

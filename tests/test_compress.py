@@ -306,7 +306,7 @@ def test_invalid_configurations_fail_before_any_training(overrides, message):
 def test_a_collapsed_training_is_one_line_with_what_to_try_and_keeps_what_was_trained(tmp_path):
     """Noise images, 95% of them class 0: the student predicts 0 for every image, deterministically.
     ``compress`` says so on one line (what to try, exit 2, no traceback) and keeps the trained student."""
-    from study_fixture import assert_user_error, run_cli
+    from helpers import assert_user_error, run_cli
 
     rng = np.random.default_rng(0)
     split = {}

@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from study_fixture import REPO, assert_user_error, chromium, run_cli, wait_for
+from helpers import REPO, assert_user_error, chromium, free_port, run_cli, wait_for
 
 SCREENSHOT = Path("/tmp/dashboard-screenshot.png")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(url: str) -> bytes:
@@ -33,7 +27,7 @@ def _get(url: str) -> bytes:
 @pytest.fixture
 def served(tiny_study, tmp_path):
     """The CLI serving the tiny study on a free port: yields the base URL, stops the server after."""
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "dashboard.log", "w+")
     server = subprocess.Popen([sys.executable, "-m", "autocompress", "dashboard", "--study", tiny_study.name,
                                "--study-dir", str(tiny_study.folder), "--port", str(port)],
@@ -108,5 +102,5 @@ def test_port_in_use_is_one_line_and_exit_2(tiny_study):
 
 
 def test_unknown_study_is_one_line_and_exit_2(tiny_study):
-    assert_user_error(run_cli("dashboard", "--study", "nope", "--study-dir", tiny_study.folder, "--port", _free_port(),
+    assert_user_error(run_cli("dashboard", "--study", "nope", "--study-dir", tiny_study.folder, "--port", free_port(),
                               timeout=60), "no study 'nope'")

@@ -16,7 +16,7 @@ from PIL import Image
 from autocompress.data import load_dataset
 from autocompress.data.splits import split_indices
 from autocompress.errors import UserError
-from test_data import IDX_FILES, make_tar, write_cifar10, write_idx, write_images, write_npz
+from data_files import IDX_FILES, make_tar, write_cifar10, write_idx, write_images, write_npz
 
 SETTINGS = settings(max_examples=50, deadline=None, database=None)
 

@@ -17,7 +17,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from helpers import write_bar_npz
-from study_fixture import REPO, assert_user_error, run_cli
+from helpers import REPO, assert_user_error, run_cli
 
 
 def _front(study) -> list:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from autocompress.search.fidelity import MIN_HISTORY, Outcome, dominating, rung_epoch
+from helpers import open_study, run_cli
 
 SPACE = """
 [space]
@@ -21,6 +17,7 @@ finetune_epochs = 1
 batch_size = 32
 seed = { low = 0, high = 100000 }
 quant = "int8"
+strip_names = true  # the direct conversion: seconds faster per trial
 """
 
 
@@ -39,20 +36,15 @@ def test_a_trial_is_stopped_only_when_a_completed_one_beats_its_best_case():
     assert dominating(perfect, 0.5, min_size=1000).number == 3
 
 
-def _search(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autocompress", "search", *args], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-
-
 def test_a_trial_dominated_at_its_rung_is_stopped_there(bar_npz, tmp_path):
     space = tmp_path / "space.toml"
     space.write_text(SPACE)
     out = tmp_path / "study"
     args = ["--dataset", str(bar_npz), "--config", str(space), "--cache-dir", str(tmp_path / "cache"), "--quiet",
             "--out", str(out)]  # each call seeds the sampler differently, so each trains its own student
-    first = _search(*args, "--trials", "1", "--seed", "1")
+    first = run_cli("search", *args, "--trials", "1", "--seed", "1")
     assert first.returncode == 0, first.stderr[-2000:]
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study = open_study(out)
     assert 0 <= study.trials[0].user_attrs["rung_accuracy"] <= 1
     for number in range(MIN_HISTORY):  # completed trials that no new trial can beat: perfect at 100 bytes
         study.add_trial(create_trial(
@@ -60,24 +52,24 @@ def test_a_trial_dominated_at_its_rung_is_stopped_there(bar_npz, tmp_path):
             user_attrs={**study.trials[0].user_attrs, "rung_accuracy": 1.0, "val_accuracy": 1.0,
                         "test_accuracy": 1.0, "tflite_bytes": 100}))
 
-    full = _search(*args, "--trials", "5", "--full-fidelity", "--seed", "2")  # switched off: the new trial runs in full
+    full = run_cli("search", *args, "--trials", "5", "--full-fidelity", "--seed", "2")  # switched off: the new trial runs in full
     assert full.returncode == 0, full.stderr[-2000:]
     assert study.trials[4].state == TrialState.COMPLETE and "rung_accuracy" not in study.trials[4].user_attrs
 
-    stopped = _search(*args, "--trials", "6", "--seed", "3")
+    stopped = run_cli("search", *args, "--trials", "6", "--seed", "3")
     assert stopped.returncode == 0, stopped.stderr[-2000:]
-    trial = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").trials[5]
+    trial = open_study(out).trials[5]
     assert trial.state == TrialState.PRUNED
     assert trial.user_attrs["pruned_reason"].startswith("multi-fidelity: ") and "after 1 of 3 epochs" in \
         trial.user_attrs["pruned_reason"]
     assert not (out / "trials" / "00005" / "model.tflite").exists()  # stopped before quantization and export
 
     # the same student again (same seed): judged on trial 5's rung accuracy, before any training
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study = open_study(out)
     study.enqueue_trial({"seed": trial.params["seed"]})
-    again = _search(*args, "--trials", "8", "--seed", "4")  # the waiting trial counts: it runs first
+    again = run_cli("search", *args, "--trials", "8", "--seed", "4")  # the waiting trial counts: it runs first
     assert again.returncode == 0, again.stderr[-2000:]
-    repeat = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").trials[6]
+    repeat = open_study(out).trials[6]
     assert repeat.state == TrialState.PRUNED and repeat.params == trial.params
     assert repeat.user_attrs["rung_trial"] == 5 and repeat.user_attrs["rung_accuracy"] == trial.user_attrs["rung_accuracy"]
     assert "after 1 of 3 epochs (its student's, in trial 5)" in repeat.user_attrs["pruned_reason"]
@@ -87,12 +79,12 @@ def test_a_trial_dominated_at_its_rung_is_stopped_there(bar_npz, tmp_path):
     for number, flags in ((8, ("--full-fidelity",)), (10, ())):  # each run adds one sampled trial after the queued one
         study.enqueue_trial({"seed": trial.params["seed"]})
         if number == 10:  # trial 8's files are gone, so its repeat runs again (from the cached student)
-            attrs = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").trials[8].user_attrs
+            attrs = open_study(out).trials[8].user_attrs
             (out / "artifacts" / attrs["artifacts"]["tflite"]).unlink()
             (out / "trials" / "00008" / "model.tflite").unlink()
-        rerun = _search(*args, "--trials", str(number + 2), "--seed", str(number), *flags)
+        rerun = run_cli("search", *args, "--trials", str(number + 2), "--seed", str(number), *flags)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
-    trials = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}").trials
+    trials = open_study(out).trials
     trained, cached = trials[8], trials[10]
     assert trained.state == cached.state == TrialState.COMPLETE and cached.params == trained.params == trial.params
     assert "rung_trial" not in cached.user_attrs and "student" in cached.user_attrs["reused"]

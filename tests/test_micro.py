@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from optuna.trial import TrialState
 
-from study_fixture import assert_user_error, run_cli
+from helpers import assert_user_error, open_study, run_cli
 
 ALLOCATIONS = """
 import sys
@@ -124,6 +124,7 @@ width = 0.25
 epochs = 1
 batch_size = 32
 quant = ["int8", "dynamic"]
+strip_names = true
 """
 
 
@@ -140,9 +141,8 @@ def ram_study(bar_npz, session_cache, tmp_path_factory) -> Path:
 
 
 def test_three_objective_search_under_a_ram_budget(ram_study):
-    import optuna
 
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{ram_study / 'study.db'}")
+    study = open_study(ram_study)
     assert study.metric_names == ["validation accuracy", "tflite bytes", "arena bytes"]
     completed = study.get_trials(states=(TrialState.COMPLETE,))
     assert completed

@@ -5,25 +5,15 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-import optuna
 import pytest
-from optuna.trial import TrialState
+from helpers import SEARCH_SPACE, counted_trials, free_port, open_study, search_command
 
-from test_search import SPACE
 
 BINARIES = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_postgres(*command: str) -> list[str]:
@@ -40,7 +30,7 @@ def postgres_url():
     data = Path(tempfile.mkdtemp(prefix="autocompress-pg-"))  # pytest's own temp root is closed to other users
     if os.geteuid() == 0:
         shutil.chown(data, "postgres")
-    bin_dir, port = BINARIES[-1], _free_port()
+    bin_dir, port = BINARIES[-1], free_port()
     subprocess.run(_as_postgres(f"{bin_dir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust"),
                    check=True, capture_output=True)
     subprocess.run(_as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data), "-w", "-l", str(data / "log"), "-o",
@@ -55,18 +45,15 @@ def postgres_url():
 
 def test_three_workers_share_one_postgresql_study(postgres_url, bar_npz, session_cache, tmp_path):
     space = tmp_path / "space.toml"
-    space.write_text(SPACE)
+    space.write_text(SEARCH_SPACE)
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "5",
-               "--storage", postgres_url, "--out", str(out), "--workers", "3"]
+    command = search_command(bar_npz, space, session_cache, out,
+                             "--teacher-epochs", "3", "--trials", "5", "--storage", postgres_url, "--workers", "3")
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    study = optuna.load_study(study_name="bars", storage=postgres_url)
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    repeats = [t for t in complete if "repeats" in t.user_attrs]  # repeats of a completed trial do not count
-    complete = [t for t in complete if "repeats" not in t.user_attrs]
-    assert len(complete) == 5 and all(r.user_attrs["repeats"] in {t.number for t in complete} for r in repeats)
+    study = open_study(postgres_url)
+    complete = counted_trials(study)
+    assert len(complete) == 5
     assert len({t.number for t in complete}) == 5
     folders = {Path(t.user_attrs["tflite_path"]).parent for t in complete}
     assert len(folders) == 5  # each trial wrote its own folder: none ran twice

@@ -14,7 +14,7 @@ from autocompress.compress import pipeline
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
 
-from study_fixture import assert_user_error, run_cli
+from helpers import assert_user_error, run_cli
 
 CONFIG = CompressionConfig(student="cnn", width=0.5, epochs=2, finetune_epochs=1, batch_size=32, quant="int8",
                            sparsity=0.3, prune_structure="channel")

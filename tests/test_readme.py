@@ -8,14 +8,12 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import typer.main
 from typer.exceptions import TyperException
 
-from study_fixture import REPO
-from test_search import SPACE
+from helpers import REPO, SEARCH_SPACE
 
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
@@ -75,7 +73,7 @@ def test_the_readme_python_block_runs_as_written(bar_npz, session_cache, tmp_pat
     the dataset is the bar npz, the configuration trains 2 epochs of batches of 32 instead of 10 of 128, and the search asks
     for 1 trial of the tests' tiny space instead of 30."""
     (code,) = _blocks("python")
-    (tmp_path / "space.toml").write_text(SPACE)
+    (tmp_path / "space.toml").write_text(SEARCH_SPACE)
     replacements = {'"fashion_mnist"': repr(str(bar_npz)), "CompressionConfig(width": "CompressionConfig(epochs=2, batch_size=32, width", "trials=30": "trials=1, config='space.toml'"}
     for old, new in replacements.items():
         assert old in code, f"the README's Python block no longer holds {old}; update this test"

@@ -11,7 +11,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import create_trial
 
-from study_fixture import assert_user_error, chromium, run_cli, wait_for
+from helpers import assert_user_error, chromium, run_cli, wait_for
 
 HEADINGS = ("Pareto front", "Hypervolume over trials", "Parameter importances", "Techniques compared",
             "Pareto-optimal trials")

@@ -16,36 +16,12 @@ from optuna.trial import TrialState
 from autocompress.cache import trim
 from autocompress.errors import UserError
 from autocompress.search.space import SearchSpace
-from study_fixture import assert_user_error, run_cli, trials_while_searching
-
-SPACE = """
-[space]
-student = "cnn"
-width = [0.25, 0.5]
-epochs = 2
-finetune_epochs = 1
-batch_size = 32
-distill = [true, false]
-temperature = 4.0
-alpha = 0.5
-prune_structure = ["none", "channel"]
-sparsity = { low = 0.3, high = 0.5, step = 0.1 }
-quant = ["int8", "float16"]
-"""
-
-
-def autocompress(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "autocompress", *args], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}: {result.stderr[-2000:]}")
-    return result
-
+from helpers import SEARCH_SPACE, assert_user_error, counted_trials, open_study, run_cli, search_command, trials_while_searching
 
 @pytest.fixture(scope="module")
 def space_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("space") / "space.toml"
-    path.write_text(SPACE)
+    path.write_text(SEARCH_SPACE)
     return path
 
 
@@ -56,7 +32,7 @@ def base_args(bar_npz, space_file, session_cache):
 
 
 def states(study_dir: Path, name: str = "bars") -> list[TrialState]:
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / 'study.db'}")
+    study = open_study(study_dir, name)
     return [t.state for t in study.get_trials()]
 
 
@@ -64,9 +40,9 @@ def states(study_dir: Path, name: str = "bars") -> list[TrialState]:
 def finished_study(base_args, tmp_path_factory) -> Path:
     """Three trials, then resumed to four."""
     out = tmp_path_factory.mktemp("study")
-    autocompress("search", *base_args, "--trials", "3", "--out", str(out), "--seed", "3")
+    run_cli("search", *base_args, "--trials", "3", "--out", str(out), "--seed", "3", check=True)
     assert states(out).count(TrialState.COMPLETE) == 3
-    autocompress("search", *base_args, "--trials", "4", "--out", str(out), "--seed", "3")
+    run_cli("search", *base_args, "--trials", "4", "--out", str(out), "--seed", "3", check=True)
     return out
 
 
@@ -76,7 +52,7 @@ def test_resume_adds_only_the_missing_trials(finished_study):
 
 
 def test_trials_record_everything_and_store_their_tflite_as_artifacts(finished_study):
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{finished_study / 'study.db'}")
+    study = open_study(finished_study)
     for trial in study.get_trials(states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         for key in ("config", "val_accuracy", "test_accuracy", "tflite_bytes", "gzip_bytes", "params",
@@ -89,7 +65,7 @@ def test_trials_record_everything_and_store_their_tflite_as_artifacts(finished_s
 
 
 def test_written_front_equals_optunas_best_trials(finished_study):
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{finished_study / 'study.db'}")
+    study = open_study(finished_study)
     written = json.loads((finished_study / "front.json").read_text())
     assert sorted(row["trial"] for row in written) == sorted(t.number for t in study.best_trials)
     assert (finished_study / "front.csv").read_text().count("\n") == len(written) + 1
@@ -99,7 +75,7 @@ def test_written_front_equals_optunas_best_trials(finished_study):
 
 def test_front_command_rewrites_the_front(finished_study):
     (finished_study / "front.json").unlink()
-    result = autocompress("front", "--study", "bars", "--out", str(finished_study))
+    result = run_cli("front", "--study", "bars", "--out", str(finished_study), check=True)
     assert (finished_study / "front.json").exists() and "Pareto front" in result.stdout
 
 
@@ -110,15 +86,14 @@ def test_two_processes_on_one_sqlite_file_complete_exactly_n_trials(base_args, t
     second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for process in (first, second):
         assert process.wait() == 0, process.stderr.read()[-2000:]
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{tmp_path / 'study.db'}")
-    counted = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
-    assert len(counted) == 4
+    study = open_study(tmp_path)
+    assert len(counted_trials(study)) == 4  # repeats of a completed configuration (which the two may draw) do not count
 
 
 def test_workers_are_replaced_every_trials_per_process_without_repeating_seeded_draws(base_args, tmp_path):
-    autocompress("search", *base_args, "--trials", "4", "--out", str(tmp_path), "--trials-per-process", "2",
-                 "--sampler", "random", "--seed", "3")
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    run_cli("search", *base_args, "--trials", "4", "--out", str(tmp_path), "--trials-per-process", "2",
+                 "--sampler", "random", "--seed", "3", check=True)
+    study = open_study(tmp_path)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     pids = [t.user_attrs["worker_pid"] for t in trials]
@@ -128,21 +103,20 @@ def test_workers_are_replaced_every_trials_per_process_without_repeating_seeded_
 
 def test_editing_the_space_file_during_a_search_does_not_reach_its_later_workers(bar_npz, session_cache, tmp_path):
     space = tmp_path / "space.toml"
-    space.write_text(SPACE)
-    command = [sys.executable, "-m", "autocompress", "search", "--dataset", str(bar_npz), "--config", str(space),
-               "--cache-dir", str(session_cache), "--teacher-epochs", "3", "--quiet", "--trials", "3",
-               "--trials-per-process", "1", "--out", str(tmp_path / "study")]
+    space.write_text(SEARCH_SPACE)
+    command = search_command(bar_npz, space, session_cache, tmp_path / "study",
+                             "--teacher-epochs", "3", "--trials", "3", "--trials-per-process", "1")
     search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while search.poll() is None and not trials_while_searching(tmp_path / "study", TrialState.COMPLETE):
         time.sleep(0.5)
-    space.write_text(SPACE.replace('quant = ["int8", "float16"]', 'quant = ["int8"]'))  # the next workers start after this
+    space.write_text(SEARCH_SPACE.replace('quant = ["int8", "float16"]', 'quant = ["int8"]'))  # the next workers start after this
     assert search.wait() == 0, search.stderr.read()[-2000:]
     assert len(trials_while_searching(tmp_path / "study", TrialState.COMPLETE)) == 3
 
 
 def test_max_size_rejects_a_configuration_before_training(base_args, tmp_path):
-    autocompress("search", *base_args, "--trials", "1", "--out", str(tmp_path), "--max-size", "1KB")
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    run_cli("search", *base_args, "--trials", "1", "--out", str(tmp_path), "--max-size", "1KB", check=True)
+    study = open_study(tmp_path)
     (trial,) = study.get_trials()
     assert trial.state == TrialState.PRUNED
     assert "predicted_min_bytes" in trial.user_attrs and "stage_seconds" not in trial.user_attrs
@@ -158,17 +132,17 @@ def test_max_size_rejects_a_configuration_before_training(base_args, tmp_path):
     (["--objectives", "accuracy"], "--objectives must be"),
 ])
 def test_bad_search_input_is_one_line_and_exit_2(base_args, tmp_path, extra, message):
-    result = autocompress("search", *base_args, "--trials", "2", "--out", str(tmp_path), *extra, check=False)
+    result = run_cli("search", *base_args, "--trials", "2", "--out", str(tmp_path), *extra)
     assert result.returncode == 2, result.stderr[-1000:]
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_resuming_with_a_different_space_is_refused(finished_study, bar_npz, session_cache, tmp_path):
     changed = tmp_path / "changed.toml"
-    changed.write_text(SPACE.replace('quant = ["int8", "float16"]', 'quant = ["int8"]'))
+    changed.write_text(SEARCH_SPACE.replace('quant = ["int8", "float16"]', 'quant = ["int8"]'))
     before = len(states(finished_study))
-    result = autocompress("search", "--dataset", str(bar_npz), "--config", str(changed), "--trials", "5",
-                          "--out", str(finished_study), "--cache-dir", str(session_cache), "--quiet", check=False)
+    result = run_cli("search", "--dataset", str(bar_npz), "--config", str(changed), "--trials", "5",
+                          "--out", str(finished_study), "--cache-dir", str(session_cache), "--quiet")
     assert result.returncode == 2 and "different space" in result.stderr
     assert len(states(finished_study)) == before  # nothing added, nothing damaged
 
@@ -233,8 +207,8 @@ def test_cache_trim_removes_least_recently_used_models_with_their_notes(tmp_path
 
 def test_a_search_with_a_zero_cache_limit_completes_and_keeps_no_models(bar_npz, space_file, tmp_path):
     cache, out = tmp_path / "cache", tmp_path / "study"
-    autocompress("search", "--dataset", str(bar_npz), "--config", str(space_file), "--cache-dir", str(cache),
-                 "--teacher-epochs", "3", "--quiet", "--trials", "2", "--out", str(out), "--cache-limit", "0B")
+    run_cli("search", "--dataset", str(bar_npz), "--config", str(space_file), "--cache-dir", str(cache),
+                 "--teacher-epochs", "3", "--quiet", "--trials", "2", "--out", str(out), "--cache-limit", "0B", check=True)
     assert states(out).count(TrialState.COMPLETE) == 2
     assert (out / "cache" / "students").is_dir() and not (cache / "students").exists()  # models live with the study
     assert not [p for p in (out / "cache" / "students").iterdir() if not p.name.startswith(".")]
@@ -266,7 +240,7 @@ def test_a_repeated_configuration_takes_its_twins_result_and_does_not_count(bar_
     space.write_text(ONE_CONFIGURATION)
     result = run_cli("search", "--dataset", bar_npz, "--config", space, "--cache-dir", session_cache,
                      "--quiet", "--trials", "2", "--out", out, "--cache-limit", cache_limit)
-    study = optuna.load_study(study_name="bars", storage=f"sqlite:///{out / 'study.db'}")
+    study = open_study(out)
     first, second, *rest = study.get_trials()
     assert first.state == second.state == TrialState.COMPLETE
     assert first.user_attrs["fingerprint"] == second.user_attrs["fingerprint"]
