@@ -43,7 +43,7 @@ def bar_teacher(bar_dataset, session_cache):
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory, bar_npz, session_cache):
     """A finished 3-trial study of the bar data, for the export, report and dashboard tests."""
-    from study_fixture import search_tiny_study
+    from helpers import search_tiny_study
 
     return search_tiny_study(tmp_path_factory.mktemp("tiny-study"), bar_npz, session_cache)
 

@@ -38,12 +38,12 @@ def test_report_has_every_section_and_plotly_once(report_page):
 
 def test_browser_tests_skip_when_chromium_has_no_driver(monkeypatch, tmp_path):
     """Chromium installed without chromium-driver: a skip saying what to install, not NoSuchDriverException."""
-    import study_fixture
+    import helpers
 
     browser = tmp_path / "chromium"
     browser.write_text("")
-    monkeypatch.setattr(study_fixture, "CHROMIUM", browser)
-    monkeypatch.setattr(study_fixture, "CHROMEDRIVER", tmp_path / "no-chromedriver")
+    monkeypatch.setattr(helpers, "CHROMIUM", browser)
+    monkeypatch.setattr(helpers, "CHROMEDRIVER", tmp_path / "no-chromedriver")
     with pytest.raises(pytest.skip.Exception, match="no-chromedriver is not installed"):
         chromium(tmp_path)
 
