@@ -110,9 +110,6 @@ def compress(
     from autocompress.precision import resolve
 
     resolve(precision)
-
-    if prune_structure == "2:4" and sparsity == 0.0:
-        sparsity = 0.5
     config = CompressionConfig(student=student, width=width, temperature=temperature, alpha=alpha, assistant=assistant,
                                sparsity=sparsity, prune_scope=prune_scope, prune_structure=prune_structure,
                                prune_layers=prune_layers, quant=quant, per_channel=per_channel,

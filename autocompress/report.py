@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from plotly.offline import get_plotlyjs
 
 from autocompress.cache import atomic_file
+from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
 from autocompress.search.front import COLUMNS, front_figure, front_rows
 
@@ -146,15 +147,12 @@ def _importance_section(study: optuna.Study) -> str:
 
 
 def technique(config: dict) -> str:
-    """plain, KD only, pruning only, quantization only or combined (two or more techniques).
-
-    A configuration distils when ``alpha < 1``, prunes when ``sparsity > 0`` and quantizes when
-    ``quant`` is not ``"none"`` (read from the stored dict: building a CompressionConfig would
-    import TensorFlow).
-    """
-    used = [name for name, on in (("KD only", config.get("alpha", 1.0) < 1.0),
-                                  ("pruning only", config.get("sparsity", 0.0) > 0.0),
-                                  ("quantization only", config.get("quant", "none") != "none")) if on]
+    """plain, KD only, pruning only, quantization only or combined (two or more techniques), by
+    the rules of :class:`CompressionConfig` (``distills``, ``prunes``, ``quantizes``) applied to a
+    trial's recorded configuration."""
+    values = CompressionConfig.from_dict(config)
+    used = [name for name, on in (("KD only", values.distills), ("pruning only", values.prunes),
+                                  ("quantization only", values.quantizes)) if on]
     return "plain" if not used else used[0] if len(used) == 1 else "combined"
 
 

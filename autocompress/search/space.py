@@ -25,7 +25,7 @@ import optuna
 from autocompress.compress.config import LAYER_SETS, QUANT_MODES, SCOPES, STRUCTURES, CompressionConfig
 from autocompress.errors import UserError
 from autocompress.search.budget import Rungs
-from autocompress.models import ARCHITECTURES
+from autocompress.architectures import ARCHITECTURES
 
 KNOBS = {f.name for f in fields(CompressionConfig)} | {"distill"}
 ALLOWED_CHOICES = {
@@ -163,7 +163,8 @@ class SearchSpace:
         structure = draw("prune_structure") or "none"
         if structure != "none":
             values["prune_structure"] = structure
-            values["sparsity"] = 0.5 if structure == "2:4" else draw("sparsity")
+            if structure != "2:4":  # 2:4 prunes at 0.5: CompressionConfig's rule
+                values["sparsity"] = draw("sparsity")
             for name in ("prune_scope", "prune_layers"):
                 if name in knobs and not (name == "prune_scope" and structure == "2:4"):
                     values[name] = draw(name)
