@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.cache import atomic_file
 from autocompress.compress.config import Result
-from autocompress.export import FILES, fetch_file
+from autocompress.search.artifacts import FILES, fetch_file
 from autocompress.search.storage import StudyLocation
 
 RESULT_FIELDS = (*(f.name for f in fields(Result) if f.name != "config"), "efficiency")

@@ -1,4 +1,4 @@
-"""Where a study lives: its folder, its Optuna storage and its artifact store."""
+"""Where a study lives: its folder and its Optuna storage (its artifact store: :mod:`.artifacts`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -115,11 +114,6 @@ def retry_callback() -> Retry:
 
 def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
-def artifact_store(location: StudyLocation) -> FileSystemArtifactStore:
-    location.artifact_dir.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(location.artifact_dir))
 
 
 def load_study(study_name: str, out: str | Path | None = None, storage: str | None = None) -> tuple[optuna.Study, StudyLocation]:
