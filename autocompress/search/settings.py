@@ -110,13 +110,35 @@ class SearchSettings:
 
         return SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> "SearchSettings":
+        return cls(**{**fields, "objectives": tuple(fields["objectives"])})
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """A worker process's one argument (as JSON): the search, when this run started and must end
+    (``time.time()`` seconds), the worker's slot (which seeds its sampler), the run's folder (its
+    space and each worker's error file) and Optuna's log verbosity."""
+
+    settings: SearchSettings
+    run_started: float
+    deadline: float | None
+    slot: int
+    run_folder: str
+    verbosity: int
+
+    def error_file(self) -> Path:
+        """Where the worker writes its one-line error before it exits with code 2."""
+        return Path(self.run_folder) / f"worker-{self.slot}.error"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "SearchSettings":
-        fields = json.loads(text)
-        return cls(**{**fields, "objectives": tuple(fields["objectives"])})
+    def from_json(cls, text: str) -> "WorkerArgs":
+        values = json.loads(text)
+        return cls(**{**values, "settings": SearchSettings.from_dict(values["settings"])})
 
 
 def finished_or_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
