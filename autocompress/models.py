@@ -17,7 +17,7 @@ from typing import Callable
 
 from autocompress import architectures
 from autocompress._tf import keras
-from autocompress.architectures import ARCHITECTURES, FAMILIES
+from autocompress.architectures import ARCHITECTURES
 from autocompress.errors import UserError
 
 layers = keras.layers
