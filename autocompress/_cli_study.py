@@ -63,11 +63,13 @@ def search(
     import optuna
     from optuna.trial import TrialState
 
+    from autocompress.search.record import TrialRecord
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials get our one-line report below
 
     def report_failure(_, trial) -> None:
         if trial.state == TrialState.FAIL:
-            errors.print(f"trial {trial.number} failed: {trial.user_attrs.get('fail_reason', 'see the dashboard')}",
+            errors.print(f"trial {trial.number} failed: {TrialRecord.of(trial).fail_reason or 'see the dashboard'}",
                          markup=False, highlight=False, soft_wrap=True)
 
     try:

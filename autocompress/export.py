@@ -22,6 +22,7 @@ from autocompress.cache import atomic_directory, file_sha256
 from autocompress.errors import UserError
 from autocompress.search.artifacts import FILES, fetch_file
 from autocompress.search.choice import Selection, choose_trial
+from autocompress.search.record import StudyRecord, TrialRecord
 from autocompress.search.storage import load_study
 
 if TYPE_CHECKING:
@@ -79,8 +80,9 @@ def _load_dataset(settings: ExportSettings, study: optuna.Study) -> Dataset:
     """``settings.dataset`` / ``data_dir``, else where the search read its data (if still there)."""
     from autocompress.data import load_dataset
 
-    searched_on = study.user_attrs.get("search", {}).get("dataset")
-    source = study.user_attrs.get("data_source", {})
+    recorded_study = StudyRecord.of(study)
+    searched_on = recorded_study.searched("dataset")
+    source = recorded_study.data_source or {}
     recorded_dir = source.get("data_dir")
     recorded = source.get("dataset")
     if recorded and Path(recorded).is_absolute() and not Path(recorded).exists():
@@ -98,10 +100,11 @@ def _load_dataset(settings: ExportSettings, study: optuna.Study) -> Dataset:
 
 def verify(trial: FrozenTrial, tflite: Path, test_accuracy: float) -> None:
     """Raise :class:`VerificationError` unless the file matches the trial's recorded size and test accuracy."""
-    recorded, size = trial.user_attrs["test_accuracy"], tflite.stat().st_size
-    if size != trial.user_attrs["tflite_bytes"]:
+    record = TrialRecord.of(trial)
+    recorded, size = record.test_accuracy, tflite.stat().st_size
+    if size != record.tflite_bytes:
         raise VerificationError(f"trial {trial.number}'s model.tflite is {size} bytes but the trial recorded "
-                                f"{trial.user_attrs['tflite_bytes']}; nothing was exported")
+                                f"{record.tflite_bytes}; nothing was exported")
     if abs(test_accuracy - recorded) > TOLERANCE:
         raise VerificationError(f"the exported model.tflite scores {100 * test_accuracy:.2f}% on the test split "
                                 f"but trial {trial.number} recorded {100 * recorded:.2f}%; nothing was exported")
@@ -128,7 +131,7 @@ def usage_snippet(contract: dict) -> str:
 def model_card(study: optuna.Study, trial: FrozenTrial, dataset: Dataset, folder: Path, test_accuracy: float,
                load_as: str) -> dict:
     """The contents of ``model.json``: where the model came from, what it scores and how to run it."""
-    attrs, search = trial.user_attrs, study.user_attrs.get("search", {})
+    record, search = TrialRecord.of(trial), StudyRecord.of(study)
     from autocompress import firmware
     from autocompress.compress import micro
 
@@ -136,28 +139,28 @@ def model_card(study: optuna.Study, trial: FrozenTrial, dataset: Dataset, folder
              for name in (*FILES.values(), *firmware.FILES)}
     tflite = folder / FILES["tflite"]
     return {
-        "study": study.study_name, "trial": trial.number, "label": attrs.get("label"),
+        "study": study.study_name, "trial": trial.number, "label": record.label,
         "dataset": {"name": dataset.name, "load_as": load_as, "fingerprint": dataset.fingerprint,
                     "class_names": list(dataset.class_names), "test_images": len(dataset.x_test)},
-        "config": attrs.get("config"),
-        "val_accuracy": attrs.get("val_accuracy"), "test_accuracy": attrs.get("test_accuracy"),
+        "config": record.config,
+        "val_accuracy": record.val_accuracy, "test_accuracy": record.test_accuracy,
         "test_accuracy_at_export": test_accuracy,
-        "tflite_bytes": files[FILES["tflite"]]["bytes"], "gzip_bytes": attrs.get("gzip_bytes"),
+        "tflite_bytes": files[FILES["tflite"]]["bytes"], "gzip_bytes": record.gzip_bytes,
         "sha256": files[FILES["tflite"]]["sha256"], "files": files,
-        **{key: attrs.get(key) for key in ("params", "nonzero_params", "sparsity", "latency_ms", "efficiency",
-                                           "teacher", "notes")},
-        **{key: search.get(key) for key in ("objectives", "size_metric")},
-        "versions": attrs.get("versions"),
-        "input_contract": attrs.get("input_contract"),
+        **{key: getattr(record, key) for key in ("params", "nonzero_params", "sparsity", "latency_ms", "efficiency",
+                                                 "teacher", "notes")},
+        **{key: search.searched(key) for key in ("objectives", "size_metric")},
+        "versions": record.versions,
+        "input_contract": record.input_contract,
         "microcontroller": {
-            "flash_bytes": files[FILES["tflite"]]["bytes"], "arena_bytes": attrs.get("arena_bytes"),
-            "macs": micro.macs(tflite), "tflm_agreement": attrs.get("tflm_agreement"),
-            "tflm_error": attrs.get("tflm_error"), "operators": list(micro.operators(tflite)),
+            "flash_bytes": files[FILES["tflite"]]["bytes"], "arena_bytes": record.arena_bytes,
+            "macs": micro.macs(tflite), "tflm_agreement": record.tflm_agreement,
+            "tflm_error": record.tflm_error, "operators": list(micro.operators(tflite)),
             "quantization": micro.io_quantization(tflite),
             "preprocessing": "none: feed raw pixels 0-255 unchanged (NHWC, in the input's dtype); the model "
                              "normalises them itself (a quantized input's scale and zero point say how it reads them)",
             "firmware": list(firmware.FILES)},
-        "usage": usage_snippet(attrs["input_contract"]),
+        "usage": usage_snippet(record.input_contract),
     }
 
 
@@ -181,7 +184,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
         measured = accuracy(folder / FILES["tflite"], dataset.x_test, dataset.y_test)
         verify(trial, folder / FILES["tflite"], measured)
         write_sources(folder, folder / FILES["tflite"], study.study_name,
-                      f"study {study.study_name!r}, trial {trial.number}", trial.user_attrs.get("arena_bytes"))
+                      f"study {study.study_name!r}, trial {trial.number}", TrialRecord.of(trial).arena_bytes)
         load_as = dataset.name if canonical_name(settings.dataset or dataset.name) else dataset.source
         card = model_card(study, trial, dataset, folder, measured, load_as)
         (folder / CARD).write_text(json.dumps(card, indent=2) + "\n")

@@ -22,6 +22,7 @@ from autocompress.cache import atomic_file
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
 from autocompress.search.front import COLUMNS, front_figure, front_rows
+from autocompress.search.record import StudyRecord, TrialRecord
 
 GROUPS = ("plain", "KD only", "pruning only", "quantization only", "combined")
 GROUP_COLORS = dict(zip(GROUPS, ("#7f7f7f", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728")))
@@ -36,7 +37,7 @@ def _completed(study: optuna.Study) -> list[FrozenTrial]:
 
 def _search(study: optuna.Study) -> dict:
     """What the search recorded about itself: dataset, space, objectives, size_metric."""
-    return study.user_attrs.get("search", {})
+    return StudyRecord.of(study).search or {}
 
 
 def _feasible(trial: FrozenTrial) -> bool:
@@ -159,7 +160,7 @@ def technique(config: dict) -> str:
 def technique_groups(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
     groups: dict[str, list[FrozenTrial]] = defaultdict(list)
     for trial in _completed(study):
-        groups[technique(trial.user_attrs.get("config", {}))].append(trial)
+        groups[technique(TrialRecord.of(trial).config or {})].append(trial)
     return {name: groups[name] for name in GROUPS if groups[name]}
 
 
@@ -175,7 +176,7 @@ def _techniques_section(study: optuna.Study) -> str:
     figure = go.Figure([
         go.Scatter(x=[t.values[1] / 1024 for t in trials], y=[100 * t.values[0] for t in trials], mode="markers",
                    name=name, marker=dict(color=GROUP_COLORS[name], size=10),
-                   text=[f"trial {t.number}<br>{t.user_attrs.get('label', '')}" for t in trials],
+                   text=[f"trial {t.number}<br>{TrialRecord.of(t).label or ''}" for t in trials],
                    hovertemplate="%{text}<br>%{x:.1f} KB, %{y:.2f}%<extra></extra>")
         for name, trials in groups.items()])
     figure.update_layout(title="Completed trials by technique", xaxis=dict(title="size (KB, log scale)", type="log"),

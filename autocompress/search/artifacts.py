@@ -11,6 +11,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_
 from optuna.trial import FrozenTrial
 
 from autocompress.errors import UserError
+from autocompress.search.record import TrialRecord
 from autocompress.search.storage import StudyLocation
 
 FILES = {"tflite": "model.tflite", "keras": "model.keras"}
@@ -30,7 +31,7 @@ def upload_files(trial: optuna.Trial, location: StudyLocation, paths: dict[str, 
 def fetch_file(trial: FrozenTrial, location: StudyLocation, kind: str, path: Path) -> None:
     """Copy the trial's ``kind`` file ("tflite" or "keras") to ``path``: from the artifact store,
     else from the trial folder."""
-    artifact_id = trial.user_attrs.get("artifacts", {}).get(kind)
+    artifact_id = (TrialRecord.of(trial).artifacts or {}).get(kind)
     if artifact_id and (location.artifact_dir / artifact_id).exists():
         download_artifact(artifact_store=artifact_store(location), artifact_id=artifact_id, file_path=str(path))
         return

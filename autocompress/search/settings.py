@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from autocompress.errors import UserError
 from autocompress.precision import CHOICES as PRECISIONS
 from autocompress.search import storage as storage_mod
+from autocompress.search.record import TrialRecord
 
 if TYPE_CHECKING:
     from autocompress.search.space import SearchSpace
@@ -145,4 +146,4 @@ def finished_or_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials that count towards ``--trials``: failed and surplus ones do not, nor repeats of a
     completed trial's configuration (:mod:`.repeats`), so a study of N trials holds N distinct ones."""
     return [t for t in study.get_trials(deepcopy=False, states=COUNTED)
-            if not t.user_attrs.get("surplus") and "repeats" not in t.user_attrs]
+            if not (record := TrialRecord.of(t)).surplus and record.repeats is None]

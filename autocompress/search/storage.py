@@ -15,6 +15,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from autocompress.errors import UserError
+from autocompress.search.record import StudyRecord
 
 HEARTBEAT_SECONDS = 30
 _SCHEMA_ATTEMPTS = 5
@@ -129,6 +130,7 @@ def load_study(study_name: str, out: str | Path | None = None, storage: str | No
         known = ", ".join(names) or "none"
         raise UserError(f"no study {study_name!r} in {_redact(location.storage_url)} (studies there: {known})")
     study = optuna.load_study(study_name=study_name, storage=backend)
-    if out is None and storage is not None and "folder" in study.user_attrs:
-        location = StudyLocation(Path(study.user_attrs["folder"]), location.storage_url)
+    folder = StudyRecord.of(study).folder
+    if out is None and storage is not None and folder is not None:
+        location = StudyLocation(Path(folder), location.storage_url)
     return study, location

@@ -13,6 +13,7 @@ import optuna
 from autocompress import __version__
 from autocompress.errors import UserError
 from autocompress.search import storage as storage_mod
+from autocompress.search.record import StudyRecord, write_study
 from autocompress.search.settings import SearchSettings
 from autocompress.search.space import SearchSpace
 from autocompress.search.study._sampler import directions, make_sampler
@@ -55,14 +56,11 @@ def create_or_resume(settings: SearchSettings, dataset: Dataset, space: SearchSp
         names = {"accuracy": "validation accuracy", "size": f"{settings.size_metric} bytes", "latency": "latency ms",
                  "ram": "arena bytes"}
         study.set_metric_names([names[name] for name in settings.objectives])
-    stored = study.user_attrs.get("search")
+    stored = StudyRecord.of(study).search
     if stored is None:  # one attribute, written at once: concurrent workers never see half of it
-        study.set_user_attr("search", identity)
-        for key, value in identity.items():  # also one by one, for the dashboard and reports
-            study.set_user_attr(key, value)
-        study.set_user_attr("versions", library_versions())
-        study.set_user_attr("data_source", _data_source(settings, dataset))
-        study.set_user_attr("folder", str(location.folder.resolve()))  # found again from --storage alone
+        write_study(study, search=identity)
+        write_study(study, **identity, versions=library_versions(), data_source=_data_source(settings, dataset),
+                    folder=str(location.folder.resolve()))
     else:
         for key, value in identity.items():
             if stored.get(key) != value:

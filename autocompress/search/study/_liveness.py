@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from pathlib import Path
@@ -10,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autocompress.search import storage as storage_mod
+from autocompress.search.record import TrialRecord, write
 
 
 def this_process() -> dict[str, object]:
@@ -32,15 +34,15 @@ def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
     a live process, or of another host, is left to finish or to go stale. The failed trials' numbers."""
     host, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.user_attrs
-        if attrs.get("worker_host") != host or "worker_pid" not in attrs:
+        record = TrialRecord.of(trial)
+        if record.worker_host != host or record.worker_pid is None:
             continue
-        if _alive(attrs["worker_pid"], attrs.get("worker_started")):
+        if _alive(record.worker_pid, record.worker_started):
             continue
         storage = study._storage
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                        f"its worker (pid {attrs['worker_pid']} on {host}) died")
+            write(functools.partial(storage.set_trial_user_attr, trial._trial_id),
+                  fail_reason=f"its worker (pid {record.worker_pid} on {host}) died")
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it first
             continue
@@ -54,7 +56,7 @@ def worth_waiting_for(study: optuna.Study, running: list[optuna.trial.FrozenTria
     watched through its process, one elsewhere through its heartbeat (a journal file has none)."""
     storage = study._storage
     beats = isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
-    return any(beats or t.user_attrs.get("worker_host") == socket.gethostname() for t in running)
+    return any(beats or TrialRecord.of(t).worker_host == socket.gethostname() for t in running)
 
 
 def _alive(pid: int, started: str | None) -> bool:

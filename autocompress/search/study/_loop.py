@@ -12,6 +12,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from autocompress.errors import UserError
+from autocompress.search.record import TrialRecord, write
 from autocompress.search.settings import finished_or_running
 from autocompress.search.study._liveness import retry_dead_workers_trials, this_process, worth_waiting_for
 from autocompress.search.study._objective import Objective
@@ -27,7 +28,7 @@ def _surplus_guard(study: optuna.Study, target: int) -> Callable[[optuna.Trial],
     def check(trial: optuna.Trial) -> None:
         ahead = [t for t in finished_or_running(study) if t.number < trial.number]
         if len(ahead) >= target:
-            trial.set_user_attr("surplus", True)
+            write(trial.set_user_attr, surplus=True)
             raise optuna.TrialPruned("surplus: the study already had its trials when this one started")
 
     return check
@@ -42,8 +43,7 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
     ran = 0
 
     def guarded(trial: optuna.Trial):
-        for key, value in this_process().items():
-            trial.set_user_attr(key, value)
+        write(trial.set_user_attr, **this_process())
         guard(trial)
         return objective(trial)
 
@@ -86,7 +86,7 @@ def _stop_if_repeating(study: optuna.Study, run_started: float | None, target: i
     """Stop the search when the sampler's last ``MAX_REPEATS_IN_A_ROW`` proposals this run all repeated
     a completed trial (repeats do not count towards ``--trials``: without this a small space loops)."""
     ended = _last_ended(study, run_started, MAX_REPEATS_IN_A_ROW)
-    if len(ended) == MAX_REPEATS_IN_A_ROW and all("repeats" in t.user_attrs for t in ended):
+    if len(ended) == MAX_REPEATS_IN_A_ROW and all(TrialRecord.of(t).repeats is not None for t in ended):
         raise UserError(f"the sampler proposed {MAX_REPEATS_IN_A_ROW} configurations in a row that the study "
                         f"already holds, so it stops at {len(finished_or_running(study))} distinct trials "
                         f"of {target}: widen the space (more choices), or ask for fewer --trials")
@@ -97,6 +97,6 @@ def _stop_if_failing(study: optuna.Study, run_started: float | None) -> None:
     (failures of an earlier run, whose cause the user may have fixed since, do not count)."""
     ended = _last_ended(study, run_started, MAX_FAILURES_IN_A_ROW)
     if len(ended) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in ended):
-        reason = ended[-1].user_attrs.get("fail_reason", "see the trials' fail reasons")
+        reason = TrialRecord.of(ended[-1]).fail_reason or "see the trials' fail reasons"
         raise UserError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: {reason}); "
                         "fix the cause and rerun the same command to resume")

@@ -15,6 +15,7 @@ from autocompress.compress.config import CompressionConfig
 from autocompress.compress.predict import predicted_arena_bytes, predicted_weight_bytes
 from autocompress.errors import UselessTeacher, UserError
 from autocompress.search import artifacts, fidelity, repeats
+from autocompress.search import record as record_mod
 from autocompress.search import storage as storage_mod
 from autocompress.search.settings import SearchSettings
 from autocompress.search.space import SearchSpace
@@ -42,9 +43,7 @@ class Objective:
             config = CompressionConfig(**{**config.to_dict(), "epochs": min(config.epochs, self.settings.epochs),
                                           "finetune_epochs": min(config.finetune_epochs, self.settings.epochs)})
         dataset = self.context.dataset
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("label", config.label())
-        trial.set_user_attr("versions", self.versions)
+        record_mod.write(trial.set_user_attr, config=config.to_dict(), label=config.label(), versions=self.versions)
         if self.settings.max_size is not None:
             _within(trial, "predicted_min_bytes", predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes),
                     self.settings.max_size, "weights alone need", "--max-size")
@@ -62,17 +61,16 @@ class Objective:
         except Exception as error:  # the trial fails with its reason on record; the study goes on
             reason = f"{type(error).__name__}: {error}"[:500]
             if isinstance(error, UselessTeacher):
-                trial.set_user_attr("pruned_reason", reason)
+                record_mod.write(trial.set_user_attr, pruned_reason=reason)
                 raise optuna.TrialPruned(str(error)) from None
-            trial.set_user_attr("fail_reason", reason)
+            record_mod.write(trial.set_user_attr, fail_reason=reason)
             raise
         finally:
             if self.settings.cache_limit is not None:
                 models = self.context.model_cache
                 trim([models / "students", models / "pruned"], self.settings.cache_limit)
-        for key, value in record.items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr("artifacts", artifacts.upload_files(
+        record_mod.write(trial.set_user_attr, **record)
+        record_mod.write(trial.set_user_attr, artifacts=artifacts.upload_files(
             trial, self.location, {kind: record[f"{kind}_path"] for kind in artifacts.FILES}))
         size = record["tflite_bytes"] if self.settings.size_metric == "tflite" else record["gzip_bytes"]
         if self.settings.max_size is not None:  # Optuna's convention: feasible when <= 0
@@ -97,7 +95,7 @@ class Objective:
         from autocompress.compress import pipeline
 
         fingerprint = key_of(pipeline.run_key(config, self.context), self.versions)
-        trial.set_user_attr("fingerprint", fingerprint)
+        record_mod.write(trial.set_user_attr, fingerprint=fingerprint)
         twin = repeats.completed_twin(trial.study, fingerprint) if self.settings.reuses else None
         try:
             return repeats.copied_result(twin, self.location, out_dir) if twin else None
@@ -126,7 +124,7 @@ class Objective:
         rung accuracy its student had in trial ``measured_in``, when given)."""
 
         def judge(accuracy: float) -> None:
-            trial.set_user_attr("rung_accuracy", accuracy)
+            record_mod.write(trial.set_user_attr, rung_accuracy=accuracy)
             dataset = self.context.dataset
             min_size = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes)
             winner = fidelity.dominating(fidelity.history(trial.study, config.epochs), accuracy,
@@ -135,24 +133,24 @@ class Objective:
                 measured = ""
                 if measured_in is not None:
                     measured = f" (its student's, in trial {measured_in})"
-                    trial.set_user_attr("rung_trial", measured_in)
+                    record_mod.write(trial.set_user_attr, rung_trial=measured_in)
                 reason = (f"multi-fidelity: {100 * accuracy:.1f}% after {fidelity.rung_epoch(config.epochs)} of "
                           f"{config.epochs} epochs{measured} cannot beat trial {winner.number} "
                           f"({100 * winner.val_accuracy:.1f}% at {winner.size:,.0f} B <= {min_size:,} B of weights)")
-                trial.set_user_attr("pruned_reason", reason)
+                record_mod.write(trial.set_user_attr, pruned_reason=reason)
                 raise optuna.TrialPruned(reason)
 
         return judge
 
 
 def _pruned(trial: optuna.Trial, reason: str) -> None:
-    trial.set_user_attr("pruned_reason", reason)
+    record_mod.write(trial.set_user_attr, pruned_reason=reason)
     raise optuna.TrialPruned(reason)
 
 
 def _within(trial: optuna.Trial, attr: str, predicted: int, limit: int, what: str, flag: str) -> None:
     """Record the lower bound ``predicted`` as ``attr``; prune the trial when it exceeds ``limit``."""
-    trial.set_user_attr(attr, predicted)
+    record_mod.write(trial.set_user_attr, **{attr: predicted})
     if predicted > limit:
         _pruned(trial, f"{what} {predicted} bytes > {flag} {limit}")
 
