@@ -16,6 +16,9 @@ console = Console()
 errors = Console(stderr=True)
 INTERRUPTED = "interrupted: completed trials are saved; rerun the same command to resume"
 
+# Choice options (--quant, --sampler, --pick, ...) stay str, checked by CompressionConfig, SearchSettings
+# and Selection, not Enums: those checks serve the Python API too, and a bad value is then one
+# "error: ..." line saying what to choose (exit 2), where click's choice error is a usage box.
 DataDir = typer.Option(None, "--data-dir", help="Folder with local dataset files (also $AUTOCOMPRESS_DATA_DIR).")
 CacheDir = typer.Option(None, "--cache-dir", help="Cache folder (default ~/.cache/autocompress, or $AUTOCOMPRESS_CACHE_DIR).")
 PrecisionOpt = typer.Option("auto", "--precision", help="Training precision: auto (bfloat16 mixed precision where the "

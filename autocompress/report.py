@@ -51,6 +51,9 @@ def _figure_html(figure: go.Figure) -> str:
 # ---------------------------------------------------------------- hypervolume
 
 
+# Not optuna.visualization.plot_hypervolume_history: it takes the hypervolume over all of a study's
+# objectives (its reference point has one entry per objective), while this page compares studies on
+# (accuracy, size) alone whatever else they minimise (latency, ram), normalised by the reference box.
 def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
     """The area dominated by ``points`` (both coordinates minimised) inside the box below ``reference``."""
     inside = sorted(p for p in points if p[0] < reference[0] and p[1] < reference[1])
@@ -120,7 +123,11 @@ def _importance(study: optuna.Study, index: int, name: str, count: int) -> Impor
 
 def importances(study: optuna.Study) -> list[Importance]:
     """Optuna's parameter importances (its default evaluator) for each objective, with notes on
-    why they are missing or uncertain (too few trials, a parameter seen too rarely)."""
+    why they are missing or uncertain (too few trials, a parameter seen too rarely).
+
+    The values come from ``optuna.importance.get_param_importances(target=...)``, which
+    ``plot_param_importances(target=...)`` calls too; calling it here keeps its warnings and
+    errors, which become the section's notes, and evaluates each objective once."""
     objectives = _search(study).get("objectives") or ["accuracy", "size"]
     count = len(_completed(study))
     return [_importance(study, index, name, count) for index, name in enumerate(objectives)]
