@@ -139,7 +139,12 @@ class SearchSpace:
         return params
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description, stored in the study to detect a changed space on resume."""
+        """A JSON-able description, stored in the study to detect a changed space on resume.
+
+        It leaves out every field equal to None, False, 0 or 0.0 (so ``low = 0`` and ``low = 0.0``
+        read the same): that is the form studies' databases already hold (e.g. the built-in CIFAR-10
+        space's ``assistant = false`` is stored as ``{}``); writing those fields now would refuse
+        to resume every such study as "a different space"."""
         knobs = {k.name: {key: v for key, v in vars(k).items() if v not in (None, False) and key != "name"}
                  for k in self.knobs}
         return {**knobs, "[budget]": self.budget.to_dict()} if self.budget else knobs
