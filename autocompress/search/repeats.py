@@ -21,6 +21,7 @@ from autocompress.search.artifacts import FILES, fetch_file
 from autocompress.search.record import TrialRecord
 from autocompress.search.storage import StudyLocation
 
+
 def completed_twin(study: optuna.Study, fingerprint: str) -> FrozenTrial | None:
     """The first completed trial of ``study`` that ran the configuration ``fingerprint`` names."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

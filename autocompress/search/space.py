@@ -22,10 +22,10 @@ from typing import Any
 
 import optuna
 
+from autocompress.architectures import ARCHITECTURES
 from autocompress.compress.config import LAYER_SETS, QUANT_MODES, SCOPES, STRUCTURES, CompressionConfig
 from autocompress.errors import UserError
 from autocompress.search.budget import Rungs
-from autocompress.architectures import ARCHITECTURES
 
 KNOBS = {f.name for f in fields(CompressionConfig)} | {"distill"}
 ALLOWED_CHOICES = {
