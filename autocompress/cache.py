@@ -1,8 +1,9 @@
-"""Atomic writes and content keys for everything autocompress caches.
+"""File safety, the one home for it: atomic writes, content hashes and keys, cache trimming.
 
 A reader never sees a half-written file or folder: writers fill a temporary sibling and
 ``os.replace`` it into place, so a crash (even ``kill -9``) leaves either the old state or
-the new one. Two writers racing on the same key both succeed; the first one's result stays.
+the new one. Two writers racing on the same key both succeed; the first one's result stays
+(an export, which replaces an earlier one, asks for ``replace=True``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,22 @@ from typing import Iterable, Iterator
 
 
 @contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; move it to ``target`` once the block succeeds."""
+def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; move it to ``target`` once the block succeeds.
+    A folder already at ``target`` stays (another writer got there first), unless ``replace``:
+    then it is swapped out and deleted."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
+        if replace and target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+            return
         try:
             os.replace(tmp, target)
         except OSError:  # another writer got there first: keep theirs
@@ -56,22 +65,38 @@ def _umask() -> int:
     return mask
 
 
+def _read_into(digest, path: Path) -> None:
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, in full (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    _read_into(digest, Path(path))
+    return digest.hexdigest()
+
+
 def content_hash(path: Path, length: int = 16) -> str:
-    """sha256 of a file's bytes, or of every file (name and bytes) below a folder."""
+    """sha256 of a file's name and bytes, or of every file (name and bytes) below a folder."""
     path = Path(path)
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        _read_into(digest, file)
     return digest.hexdigest()[:length]
+
+
+def text_hash(text: str, length: int = 16) -> str:
+    """The first ``length`` hex digits of the sha256 of ``text``."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def key_of(*parts: object, length: int = 16) -> str:
     """A short stable hash of ``parts`` (their ``repr``)."""
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:length]
+    return text_hash(repr(parts), length)
 
 
 def trim(folders: Iterable[Path], max_bytes: int) -> list[str]:

@@ -83,8 +83,3 @@ def prepare(study: str | None = None, study_dir: Path | None = None, storage: st
     check_port(host, port)
     return Dashboard(backend, store, host, port, study_id)
 
-
-def serve(study: str | None = None, study_dir: Path | None = None, storage: str | None = None,
-          host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Prepare the dashboard and serve it until interrupted."""
-    prepare(study, study_dir, storage, host, port).run()

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from autocompress import architectures
 from autocompress._tf import keras
+from autocompress.architectures import ARCHITECTURES
 from autocompress.errors import UserError
 
 layers = keras.layers
-
-FAMILIES = ("cnn", "resnet8", "dscnn", "mobilenetv2")
 
 
 def _input(input_shape: tuple[int, int, int]):
@@ -158,8 +158,7 @@ _BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "mobilenetv2": build_mobilenetv2,
     **PRESETS,
 }
-
-ARCHITECTURES = tuple(_BUILDERS)
+assert tuple(_BUILDERS) == ARCHITECTURES and tuple(PRESETS) == architectures.PRESETS, "architectures.py is stale"
 
 
 def build_model(architecture: str, input_shape, num_classes: int, width: float = 1.0,
@@ -178,7 +177,3 @@ def build_model(architecture: str, input_shape, num_classes: int, width: float =
     except ValueError as error:  # e.g. 'valid' convolutions on images too small for them
         raise UserError(f"{architecture} cannot take {tuple(input_shape)} images ({error}); pick another architecture")
 
-
-def default_teacher(input_shape) -> tuple[str, float]:
-    """The built-in teacher for images of ``input_shape``: (architecture, width)."""
-    return ("cnn", 2.0) if input_shape[-1] == 1 else ("resnet8", 4.0)

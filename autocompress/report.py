@@ -19,8 +19,10 @@ from optuna.trial import FrozenTrial, TrialState
 from plotly.offline import get_plotlyjs
 
 from autocompress.cache import atomic_file
+from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
 from autocompress.search.front import COLUMNS, front_figure, front_rows
+from autocompress.search.record import StudyRecord, TrialRecord
 
 GROUPS = ("plain", "KD only", "pruning only", "quantization only", "combined")
 GROUP_COLORS = dict(zip(GROUPS, ("#7f7f7f", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728")))
@@ -35,7 +37,7 @@ def _completed(study: optuna.Study) -> list[FrozenTrial]:
 
 def _search(study: optuna.Study) -> dict:
     """What the search recorded about itself: dataset, space, objectives, size_metric."""
-    return study.user_attrs.get("search", {})
+    return StudyRecord.of(study).search or {}
 
 
 def _feasible(trial: FrozenTrial) -> bool:
@@ -49,6 +51,9 @@ def _figure_html(figure: go.Figure) -> str:
 # ---------------------------------------------------------------- hypervolume
 
 
+# Not optuna.visualization.plot_hypervolume_history: it takes the hypervolume over all of a study's
+# objectives (its reference point has one entry per objective), while this page compares studies on
+# (accuracy, size) alone whatever else they minimise (latency, ram), normalised by the reference box.
 def hypervolume_2d(points: list[tuple[float, float]], reference: tuple[float, float]) -> float:
     """The area dominated by ``points`` (both coordinates minimised) inside the box below ``reference``."""
     inside = sorted(p for p in points if p[0] < reference[0] and p[1] < reference[1])
@@ -118,7 +123,11 @@ def _importance(study: optuna.Study, index: int, name: str, count: int) -> Impor
 
 def importances(study: optuna.Study) -> list[Importance]:
     """Optuna's parameter importances (its default evaluator) for each objective, with notes on
-    why they are missing or uncertain (too few trials, a parameter seen too rarely)."""
+    why they are missing or uncertain (too few trials, a parameter seen too rarely).
+
+    The values come from ``optuna.importance.get_param_importances(target=...)``, which
+    ``plot_param_importances(target=...)`` calls too; calling it here keeps its warnings and
+    errors, which become the section's notes, and evaluates each objective once."""
     objectives = _search(study).get("objectives") or ["accuracy", "size"]
     count = len(_completed(study))
     return [_importance(study, index, name, count) for index, name in enumerate(objectives)]
@@ -146,22 +155,19 @@ def _importance_section(study: optuna.Study) -> str:
 
 
 def technique(config: dict) -> str:
-    """plain, KD only, pruning only, quantization only or combined (two or more techniques).
-
-    A configuration distils when ``alpha < 1``, prunes when ``sparsity > 0`` and quantizes when
-    ``quant`` is not ``"none"`` (read from the stored dict: building a CompressionConfig would
-    import TensorFlow).
-    """
-    used = [name for name, on in (("KD only", config.get("alpha", 1.0) < 1.0),
-                                  ("pruning only", config.get("sparsity", 0.0) > 0.0),
-                                  ("quantization only", config.get("quant", "none") != "none")) if on]
+    """plain, KD only, pruning only, quantization only or combined (two or more techniques), by
+    the rules of :class:`CompressionConfig` (``distills``, ``prunes``, ``quantizes``) applied to a
+    trial's recorded configuration."""
+    values = CompressionConfig.from_dict(config)
+    used = [name for name, on in (("KD only", values.distills), ("pruning only", values.prunes),
+                                  ("quantization only", values.quantizes)) if on]
     return "plain" if not used else used[0] if len(used) == 1 else "combined"
 
 
 def technique_groups(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
     groups: dict[str, list[FrozenTrial]] = defaultdict(list)
     for trial in _completed(study):
-        groups[technique(trial.user_attrs.get("config", {}))].append(trial)
+        groups[technique(TrialRecord.of(trial).config or {})].append(trial)
     return {name: groups[name] for name in GROUPS if groups[name]}
 
 
@@ -177,7 +183,7 @@ def _techniques_section(study: optuna.Study) -> str:
     figure = go.Figure([
         go.Scatter(x=[t.values[1] / 1024 for t in trials], y=[100 * t.values[0] for t in trials], mode="markers",
                    name=name, marker=dict(color=GROUP_COLORS[name], size=10),
-                   text=[f"trial {t.number}<br>{t.user_attrs.get('label', '')}" for t in trials],
+                   text=[f"trial {t.number}<br>{TrialRecord.of(t).label or ''}" for t in trials],
                    hovertemplate="%{text}<br>%{x:.1f} KB, %{y:.2f}%<extra></extra>")
         for name, trials in groups.items()])
     figure.update_layout(title="Completed trials by technique", xaxis=dict(title="size (KB, log scale)", type="log"),

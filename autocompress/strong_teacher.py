@@ -23,8 +23,6 @@ data before training, so the model takes raw pixels like every other model here.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from autocompress._tf import keras, tf

@@ -9,7 +9,6 @@ same way, keyed by the file's content.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ import numpy as np
 
 from autocompress import __version__
 from autocompress._tf import keras
-from autocompress.cache import atomic_directory, content_hash
+from autocompress.cache import atomic_directory, content_hash, text_hash
 from autocompress.data import Dataset
 from autocompress.errors import UserError
 from autocompress.models import build_model
@@ -43,7 +42,7 @@ class TeacherRecipe:
 
     def key(self, dataset: Dataset, parent: str = "") -> str:
         spec = {"dataset": dataset.fingerprint, "recipe": asdict(self), "parent": parent, "version": __version__}
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        return text_hash(json.dumps(spec, sort_keys=True))
 
 
 @dataclass(frozen=True, eq=False)

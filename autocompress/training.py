@@ -46,6 +46,11 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     ``start_step``: the cycle starts at that optimizer step (a warm restart when a trained
     model's training is continued with its optimizer state: :func:`train`'s ``resume``).
+
+    Not Keras' ``CosineDecay(warmup_target=...)``: that schedule counts from optimizer step 0 and
+    has no offset, so a continued training (whose restored optimizer is at step ``start_step``)
+    would start mid-decay; and its floor scales the cosine by ``1 - alpha``, so the same students
+    would not train to the same weights as the ones already cached.
     """
 
     def __init__(self, peak: float, total_steps: int, start_step: int = 0):

@@ -17,7 +17,7 @@ import numpy as np
 
 from autocompress._tf import keras
 from autocompress.models import build_model
-from autocompress.search.study import release_memory
+from autocompress.search.study._native import release_memory
 from autocompress.training import TrainingConfig, train
 
 

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from autocompress.compress import measure, micro, quantize  # noqa: E402
 from autocompress.compress.config import CompressionConfig  # noqa: E402
 from autocompress.models import build_model  # noqa: E402
-from autocompress.search.study import predicted_arena_bytes  # noqa: E402
+from autocompress.compress.predict import predicted_arena_bytes  # noqa: E402
 
 SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 

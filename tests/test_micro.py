@@ -75,7 +75,7 @@ def test_macs_and_arena_bound_of_converted_students(bar_dataset, tmp_path, stude
     from autocompress.compress import measure, micro, quantize
     from autocompress.compress.config import CompressionConfig
     from autocompress.models import build_model
-    from autocompress.search.study import predicted_arena_bytes
+    from autocompress.compress.predict import predicted_arena_bytes
 
     config = CompressionConfig(student=student, width=0.25, quant="int8")
     model = build_model(student, bar_dataset.input_shape, bar_dataset.num_classes, width=0.25)

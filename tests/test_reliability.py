@@ -195,16 +195,17 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
     """Same host, process gone: FAIL and queued again now. A live process's trial, or another host's
     (watched by its heartbeat), is left running."""
     from autocompress.search import storage as storage_mod
-    from autocompress.search.study import _this_process, retry_dead_workers_trials
+    from autocompress.search.study import retry_dead_workers_trials
+    from autocompress.search.study._liveness import this_process
 
     backend = storage_mod.open_storage(storage_mod.locate("s", tmp_path))
     study = optuna.create_study(study_name="s", storage=backend, directions=["maximize", "minimize"])
     gone = subprocess.Popen(["true"])
     gone.wait()
-    owners = {"dead": {**_this_process(), "worker_pid": gone.pid, "worker_started": "1"},
-              "live": _this_process(),
-              "elsewhere": {**_this_process(), "worker_host": "another-machine", "worker_pid": 1},
-              "starting": {"worker_host": _this_process()["worker_host"], "worker_pid": gone.pid}}  # not all recorded yet
+    owners = {"dead": {**this_process(), "worker_pid": gone.pid, "worker_started": "1"},
+              "live": this_process(),
+              "elsewhere": {**this_process(), "worker_host": "another-machine", "worker_pid": 1},
+              "starting": {"worker_host": this_process()["worker_host"], "worker_pid": os.getpid()}}  # no start time yet
     numbers = {}
     for owner, attrs in owners.items():
         trial = study.ask({"width": optuna.distributions.CategoricalDistribution([0.25, 0.5])})
@@ -216,7 +217,7 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
     trials = study.get_trials()
     assert trials[numbers["dead"]].state == TrialState.FAIL
     assert trials[numbers["dead"]].user_attrs["fail_reason"] == f"its worker (pid {gone.pid} on " \
-                                                              f"{_this_process()['worker_host']}) died"
+                                                              f"{this_process()['worker_host']}) died"
     assert {trials[numbers[owner]].state for owner in ("live", "elsewhere", "starting")} == {TrialState.RUNNING}
     (retry,) = study.get_trials(states=(TrialState.WAITING,))
     assert retry.params == trials[numbers["dead"]].params

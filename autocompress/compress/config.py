@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from autocompress.errors import UserError
-from autocompress.models import ARCHITECTURES, FAMILIES
+from autocompress.architectures import ARCHITECTURES, FAMILIES
 
 PruneScope = Literal["global", "local"]
 PruneStructure = Literal["unstructured", "2:4", "channel"]
@@ -27,7 +27,8 @@ class CompressionConfig:
 
     * ``alpha = 1`` is plain training (temperature and assistant are then ignored);
     * ``sparsity = 0`` skips pruning (scope, structure and layers are then ignored);
-    * ``structure = "2:4"`` always prunes 2 of every 4 weights, so its sparsity must be 0.5;
+    * ``structure = "2:4"`` always prunes 2 of every 4 weights, so its sparsity is 0.5 (0, the
+      default, becomes 0.5; any other value is rejected);
       layers whose input channels are not a multiple of 4 (e.g. a first conv on grey
       images) stay dense, and the report says so;
     * ``structure = "channel"``: ``sparsity`` is the fraction of filters (units) removed from
@@ -60,6 +61,8 @@ class CompressionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.prune_structure == "2:4" and self.sparsity == 0.0:
+            object.__setattr__(self, "sparsity", 0.5)
         for name, kinds in _TYPES.items():
             value = getattr(self, name)
             if isinstance(value, bool) != (kinds == (bool,)) or not isinstance(value, kinds):
@@ -78,7 +81,7 @@ class CompressionConfig:
              f"prune structure must be one of {', '.join(STRUCTURES)} (got {self.prune_structure!r})"),
             (self.prune_layers in LAYER_SETS, f"prune layers must be conv, dense or all (got {self.prune_layers!r})"),
             (self.quant in QUANT_MODES, f"quant must be one of {', '.join(QUANT_MODES)} (got {self.quant!r})"),
-            (self.prune_structure != "2:4" or self.sparsity in (0.0, 0.5),
+            (self.prune_structure != "2:4" or self.sparsity == 0.5,
              f"2:4 pruning always removes half the weights: use sparsity 0.5 (got {self.sparsity})"),
             (self.per_channel or self.quant in ("int8", "none", "float16"),
              "per-tensor scales apply to int8 PTQ only (QAT learns per-channel scales; dynamic-range per-tensor "
@@ -99,6 +102,10 @@ class CompressionConfig:
     @property
     def prunes(self) -> bool:
         return self.sparsity > 0.0
+
+    @property
+    def quantizes(self) -> bool:
+        return self.quant != "none"
 
     def student_choices(self) -> tuple:
         """The choices that determine the trained student, for one dataset and teacher (the

@@ -47,7 +47,7 @@ def measure_sparsity(model: keras.Model) -> SparsityReport:
             layer_zeros = int(np.sum(kernel == 0))
             per_layer[layer.name] = round(layer_zeros / kernel.size, 4)
             zeros, total = zeros + layer_zeros, total + kernel.size
-    weights = [w for w in model.get_weights()]
+    weights = model.get_weights()
     params = int(sum(w.size for w in weights))
     nonzero = int(sum(np.count_nonzero(w) for w in weights))
     return SparsityReport(round(zeros / max(1, total), 4), per_layer, params, nonzero)
@@ -153,7 +153,7 @@ def _trace(model: keras.Model) -> _Trace:
     groups = _Groups()
     out_group, in_group, flatten_spatial, producers, flat_from = {}, {}, {}, {}, {}
     for layer in model.layers:
-        parents = [p for p in _inbound(layer)] if not isinstance(layer, keras.layers.InputLayer) else []
+        parents = _inbound(layer) if not isinstance(layer, keras.layers.InputLayer) else []
         if isinstance(layer, keras.layers.InputLayer):
             out_group[layer.name] = groups.new()
             continue

@@ -100,7 +100,7 @@ def convert(model: keras.Model, mode: str, x_train: np.ndarray, per_channel: boo
 def _converter(model: keras.Model, keep_signature: bool) -> tf.lite.TFLiteConverter:
     """TFLite's converter for ``model``. Its Keras path writes a SavedModel first, for the
     ``serving_default`` signature. Without a signature the traced call is frozen directly: the
-    same outputs, in 0.17-0.46 s instead of 2.5-6.5 s (docs/BENCHMARKS.md, "Conversion")."""
+    same outputs, several times faster (measured in docs/BENCHMARKS.md, "Conversion")."""
     if keep_signature:
         return tf.lite.TFLiteConverter.from_keras_model(model)
     call = tf.function(lambda pixels: model(pixels, training=False))

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from autocompress.cache import atomic_file, text_hash
 from autocompress.data._errors import reason
 from autocompress.data.formats import SPLIT_KEYS, Arrays, read_npz
 from autocompress.errors import UserError
@@ -31,10 +30,6 @@ def default_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def source_state(path: Path) -> str:
     """A key that changes when the file at ``path``, or any file under the folder ``path``, changes."""
     entries = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -42,7 +37,7 @@ def source_state(path: Path) -> str:
     for entry in entries:
         st = entry.stat()
         lines.append(f"{entry.relative_to(path) if entry != path else ''}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
-    return _sha("\n".join(lines))
+    return text_hash("\n".join(lines))
 
 
 def entry_path(cache_dir: Path, source: Path) -> Path:
@@ -52,7 +47,7 @@ def entry_path(cache_dir: Path, source: Path) -> Path:
 
 def _slug(source: Path) -> str:
     """The per-source part of an entry's name: readable stem plus a hash of the absolute path."""
-    return f"{source.name.split('.')[0] or 'dataset'}-{_sha(str(source.resolve()))[:8]}"
+    return f"{source.name.split('.')[0] or 'dataset'}-{text_hash(str(source.resolve()))[:8]}"
 
 
 def cached(source: Path, cache_dir: Path, read: Callable[[Path], Arrays]) -> Arrays:
@@ -79,15 +74,6 @@ def cached(source: Path, cache_dir: Path, read: Callable[[Path], Arrays]) -> Arr
 
 
 def _write_atomic(entry: Path, arrays: Arrays) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            names = {} if arrays.class_names is None else {"class_names": np.array(arrays.class_names, dtype=str)}
-            splits = {key: getattr(arrays, key) for key in SPLIT_KEYS}
-            np.savez(f, **splits, **names)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache holds no secrets
-        os.replace(tmp, entry)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(entry) as tmp, open(tmp, "wb") as f:
+        names = {} if arrays.class_names is None else {"class_names": np.array(arrays.class_names, dtype=str)}
+        np.savez(f, **{key: getattr(arrays, key) for key in SPLIT_KEYS}, **names)

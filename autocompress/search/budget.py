@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
+from autocompress.search.record import TrialRecord
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,11 @@ class Rungs:
 
     def allocate(self, config: CompressionConfig, study: optuna.Study) -> CompressionConfig:
         """``config`` with the epochs its student earns now (see the module's rules)."""
-        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                  if t.values and "config" in t.user_attrs]
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        trials = [(t, recorded) for t in completed if t.values and (recorded := TrialRecord.of(t).config) is not None]
         student = _student(config.to_dict())
         reached = [i for i, epochs in enumerate(self.epochs)
-                   if any(_student(t.user_attrs["config"]) == student and t.user_attrs["config"]["epochs"] == epochs
-                          for t in trials)]
+                   if any(_student(recorded) == student and recorded["epochs"] == epochs for _, recorded in trials)]
         if not reached:
             return replace(config, epochs=self.epochs[0])
         rung = max(reached)
@@ -58,16 +58,16 @@ class Rungs:
             rung += 1
         return replace(config, epochs=self.epochs[rung])
 
-    def _promotable(self, student: tuple, rung: int, trials: list[FrozenTrial]) -> bool:
-        at_rung = [t for t in trials if t.user_attrs["config"]["epochs"] == self.epochs[rung]]
-        ranks = _pareto_ranks([(t.values[0], t.values[1]) for t in at_rung])
+    def _promotable(self, student: tuple, rung: int, trials: list[tuple[FrozenTrial, dict]]) -> bool:
+        """``trials``: the completed trials with their recorded configurations."""
+        at_rung = [(t, recorded) for t, recorded in trials if recorded["epochs"] == self.epochs[rung]]
+        ranks = _pareto_ranks([(t.values[0], t.values[1]) for t, _ in at_rung])
         best: dict[tuple, tuple] = {}
-        for trial, rank in zip(at_rung, ranks):
-            key = _student(trial.user_attrs["config"])
+        for (trial, recorded), rank in zip(at_rung, ranks):
+            key = _student(recorded)
             best[key] = min(best.get(key, (rank, 0.0)), (rank, -trial.values[0]))
         quota = len(best) // self.eta
-        promoted = {_student(t.user_attrs["config"]) for t in trials
-                    if t.user_attrs["config"]["epochs"] == self.epochs[rung + 1]}
+        promoted = {_student(recorded) for _, recorded in trials if recorded["epochs"] == self.epochs[rung + 1]}
         leaders = sorted(best, key=best.get)[:quota]
         return student in leaders and len(promoted & set(best)) < quota
 

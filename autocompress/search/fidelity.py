@@ -27,6 +27,7 @@ import optuna
 
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
+from autocompress.search.record import TrialRecord
 
 
 MIN_HISTORY = 3
@@ -51,9 +52,9 @@ def history(study: optuna.Study, epochs: int) -> list[Outcome]:
     """The completed trials that trained a student for ``epochs`` and passed a rung (size: .tflite bytes)."""
     outcomes = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        attrs = trial.user_attrs
-        if "rung_accuracy" in attrs and attrs.get("config", {}).get("epochs") == epochs:
-            outcomes.append(Outcome(trial.number, attrs["rung_accuracy"], attrs["val_accuracy"], attrs["tflite_bytes"]))
+        record = TrialRecord.of(trial)
+        if record.rung_accuracy is not None and (record.config or {}).get("epochs") == epochs:
+            outcomes.append(Outcome(trial.number, record.rung_accuracy, record.val_accuracy, record.tflite_bytes))
     return outcomes
 
 
@@ -61,15 +62,16 @@ def stopped_student(study: optuna.Study, config: CompressionConfig) -> tuple[int
     """(trial number, rung accuracy) of an earlier trial whose student, the same as ``config``'s,
     was stopped at its rung; None when there is none."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)):
-        attrs = trial.user_attrs
-        if "rung_accuracy" in attrs and "rung_trial" not in attrs and _student_choices(attrs) == config.student_choices():
-            return trial.number, attrs["rung_accuracy"]
+        record = TrialRecord.of(trial)
+        if record.rung_accuracy is not None and record.rung_trial is None and \
+                _student_choices(record) == config.student_choices():
+            return trial.number, record.rung_accuracy
     return None
 
 
-def _student_choices(attrs: dict) -> tuple | None:
+def _student_choices(record: TrialRecord) -> tuple | None:
     try:
-        return CompressionConfig.from_dict(attrs.get("config", {})).student_choices()
+        return CompressionConfig.from_dict(record.config or {}).student_choices()
     except UserError:  # a configuration recorded by another version
         return None
 

@@ -12,16 +12,15 @@ from optuna.trial import TrialState
 
 from autocompress.cache import atomic_file
 from autocompress.errors import UserError
+from autocompress.search.record import StudyRecord, TrialRecord
 
 COLUMNS = ("trial", "label", "val_accuracy", "test_accuracy", "tflite_bytes", "gzip_bytes", "efficiency",
            "latency_ms", "params", "nonzero_params", "arena_bytes", "macs", "tflm_agreement")
 
 
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
-    attrs = trial.user_attrs
-    row = {"trial": trial.number, **{key: attrs.get(key) for key in COLUMNS[1:]}}
-    row["config"] = attrs.get("config", {})
-    return row
+    record = TrialRecord.of(trial)
+    return {"trial": trial.number, **{key: getattr(record, key) for key in COLUMNS[1:]}, "config": record.config or {}}
 
 
 def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -41,14 +40,14 @@ def front_figure(study: optuna.Study, title: str | None = None) -> go.Figure:
     front = front_trials(study)
     numbers = {t.number for t in front}
     others = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number not in numbers]
-    size_name = "gzip bytes" if study.user_attrs.get("search", {}).get("size_metric") == "gzip" else ".tflite bytes"
+    size_name = "gzip bytes" if StudyRecord.of(study).searched("size_metric") == "gzip" else ".tflite bytes"
 
     def trace(trials, name, style):
         return go.Scatter(
             x=[t.values[1] / 1024 for t in trials], y=[100 * t.values[0] for t in trials], name=name, **style,
-            text=[f"trial {t.number}<br>{t.user_attrs.get('label', '')}<br>val {100 * t.values[0]:.2f}% · "
-                  f"test {100 * (t.user_attrs.get('test_accuracy') or 0):.2f}%<br>{t.values[1] / 1024:.1f} KB"
-                  for t in trials],
+            text=[f"trial {t.number}<br>{r.label or ''}<br>val {100 * t.values[0]:.2f}% · "
+                  f"test {100 * (r.test_accuracy or 0):.2f}%<br>{t.values[1] / 1024:.1f} KB"
+                  for t, r in ((t, TrialRecord.of(t)) for t in trials)],
             hovertemplate="%{text}<extra></extra>")
 
     figure = go.Figure([

@@ -11,24 +11,21 @@ recomputes. Switched off with the model caches (``--cache-limit 0B``).
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autocompress.cache import atomic_file
-from autocompress.compress.config import Result
-from autocompress.export import FILES, fetch_file
+from autocompress.search.artifacts import FILES, fetch_file
+from autocompress.search.record import TrialRecord
 from autocompress.search.storage import StudyLocation
-
-RESULT_FIELDS = (*(f.name for f in fields(Result) if f.name != "config"), "efficiency")
 
 
 def completed_twin(study: optuna.Study, fingerprint: str) -> FrozenTrial | None:
     """The first completed trial of ``study`` that ran the configuration ``fingerprint`` names."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get("fingerprint") == fingerprint:
+        if TrialRecord.of(trial).fingerprint == fingerprint:
             return trial
     return None
 
@@ -37,12 +34,13 @@ def copied_result(twin: FrozenTrial, location: StudyLocation, out_dir: Path) -> 
     """``twin``'s measured result (as a trial records it, plus ``repeats``: the twin's number) with its
     ``.tflite`` and ``.keras`` copied to ``out_dir``, where ``result.json`` is written as a run writes it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {name: twin.user_attrs.get(name) for name in RESULT_FIELDS}
+    recorded = TrialRecord.of(twin)
+    record = recorded.measured()
     for kind in ("tflite", "keras"):
         path = out_dir / FILES[kind]
         fetch_file(twin, location, kind, path)
         record[f"{kind}_path"] = str(path)
     record.update(stage_seconds={}, reused=["trial result"], repeats=twin.number)
     with atomic_file(out_dir / "result.json") as tmp:
-        tmp.write_text(json.dumps({"config": twin.user_attrs["config"], **record}, indent=2))
+        tmp.write_text(json.dumps({"config": recorded.config, **record}, indent=2))
     return record

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from autocompress.errors import UserError
 from autocompress.precision import CHOICES as PRECISIONS
 from autocompress.search import storage as storage_mod
+from autocompress.search.record import TrialRecord
 
 if TYPE_CHECKING:
     from autocompress.search.space import SearchSpace
@@ -110,17 +111,39 @@ class SearchSettings:
 
         return SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> "SearchSettings":
+        return cls(**{**fields, "objectives": tuple(fields["objectives"])})
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """A worker process's one argument (as JSON): the search, when this run started and must end
+    (``time.time()`` seconds), the worker's slot (which seeds its sampler), the run's folder (its
+    space and each worker's error file) and Optuna's log verbosity."""
+
+    settings: SearchSettings
+    run_started: float
+    deadline: float | None
+    slot: int
+    run_folder: str
+    verbosity: int
+
+    def error_file(self) -> Path:
+        """Where the worker writes its one-line error before it exits with code 2."""
+        return Path(self.run_folder) / f"worker-{self.slot}.error"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "SearchSettings":
-        fields = json.loads(text)
-        return cls(**{**fields, "objectives": tuple(fields["objectives"])})
+    def from_json(cls, text: str) -> "WorkerArgs":
+        values = json.loads(text)
+        return cls(**{**values, "settings": SearchSettings.from_dict(values["settings"])})
 
 
 def finished_or_running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials that count towards ``--trials``: failed and surplus ones do not, nor repeats of a
     completed trial's configuration (:mod:`.repeats`), so a study of N trials holds N distinct ones."""
     return [t for t in study.get_trials(deepcopy=False, states=COUNTED)
-            if not t.user_attrs.get("surplus") and "repeats" not in t.user_attrs]
+            if not (record := TrialRecord.of(t)).surplus and record.repeats is None]

@@ -22,10 +22,10 @@ from typing import Any
 
 import optuna
 
+from autocompress.architectures import ARCHITECTURES
 from autocompress.compress.config import LAYER_SETS, QUANT_MODES, SCOPES, STRUCTURES, CompressionConfig
 from autocompress.errors import UserError
 from autocompress.search.budget import Rungs
-from autocompress.models import ARCHITECTURES
 
 KNOBS = {f.name for f in fields(CompressionConfig)} | {"distill"}
 ALLOWED_CHOICES = {
@@ -139,7 +139,12 @@ class SearchSpace:
         return params
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description, stored in the study to detect a changed space on resume."""
+        """A JSON-able description, stored in the study to detect a changed space on resume.
+
+        It leaves out every field equal to None, False, 0 or 0.0 (so ``low = 0`` and ``low = 0.0``
+        read the same): that is the form studies' databases already hold (e.g. the built-in CIFAR-10
+        space's ``assistant = false`` is stored as ``{}``); writing those fields now would refuse
+        to resume every such study as "a different space"."""
         knobs = {k.name: {key: v for key, v in vars(k).items() if v not in (None, False) and key != "name"}
                  for k in self.knobs}
         return {**knobs, "[budget]": self.budget.to_dict()} if self.budget else knobs
@@ -163,7 +168,8 @@ class SearchSpace:
         structure = draw("prune_structure") or "none"
         if structure != "none":
             values["prune_structure"] = structure
-            values["sparsity"] = 0.5 if structure == "2:4" else draw("sparsity")
+            if structure != "2:4":  # 2:4 prunes at 0.5: CompressionConfig's rule
+                values["sparsity"] = draw("sparsity")
             for name in ("prune_scope", "prune_layers"):
                 if name in knobs and not (name == "prune_scope" and structure == "2:4"):
                     values[name] = draw(name)

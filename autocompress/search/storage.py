@@ -1,4 +1,4 @@
-"""Where a study lives: its folder, its Optuna storage and its artifact store."""
+"""Where a study lives: its folder and its Optuna storage (its artifact store: :mod:`.artifacts`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from autocompress.errors import UserError
+from autocompress.search.record import StudyRecord
 
 HEARTBEAT_SECONDS = 30
 _SCHEMA_ATTEMPTS = 5
@@ -117,11 +117,6 @@ def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
-def artifact_store(location: StudyLocation) -> FileSystemArtifactStore:
-    location.artifact_dir.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(location.artifact_dir))
-
-
 def load_study(study_name: str, out: str | Path | None = None, storage: str | None = None) -> tuple[optuna.Study, StudyLocation]:
     """An existing study, or a one-line error saying which studies exist. Given only ``storage``,
     the study's folder (artifacts, trial files) is the one its search recorded (``folder``)."""
@@ -135,6 +130,7 @@ def load_study(study_name: str, out: str | Path | None = None, storage: str | No
         known = ", ".join(names) or "none"
         raise UserError(f"no study {study_name!r} in {_redact(location.storage_url)} (studies there: {known})")
     study = optuna.load_study(study_name=study_name, storage=backend)
-    if out is None and storage is not None and "folder" in study.user_attrs:
-        location = StudyLocation(Path(study.user_attrs["folder"]), location.storage_url)
+    folder = StudyRecord.of(study).folder
+    if out is None and storage is not None and folder is not None:
+        location = StudyLocation(Path(folder), location.storage_url)
     return study, location

@@ -1,8 +1,8 @@
 """Run a search in worker processes, replaced every ``trials_per_process`` trials.
 
-tf-keras keeps 12-13 MB after every ``model.fit`` that ``clear_session``, ``gc`` and
-``malloc_trim`` do not give back (keras-team/tf-keras#286; ``benchmarks/fit_memory.py``);
-over 100 trials of several fits each that is gigabytes. So trials run in worker processes
+tf-keras keeps memory after every ``model.fit`` that ``clear_session``, ``gc`` and
+``malloc_trim`` do not give back (keras-team/tf-keras#286; measured by ``benchmarks/fit_memory.py``
+in docs/BENCHMARKS.md); over 100 trials of several fits each that is gigabytes. So trials run in worker processes
 that exit after a few trials and are replaced by fresh ones, while this supervising process,
 which never imports TensorFlow, watches the study: it reports each finished trial to the
 callbacks (the live display) and turns a worker's error into the same :class:`UserError`.
@@ -24,10 +24,10 @@ import optuna
 
 from autocompress.errors import UserError
 from autocompress.search import storage as storage_mod
-from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings
+from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, WorkerArgs
 
 POLL_SECONDS = 1.0
-WORKER_CODE = "import sys; from autocompress.search.study import worker_main; worker_main(*sys.argv[1:])"
+WORKER_CODE = "import sys; from autocompress.search.study import worker_main; worker_main(sys.argv[1])"
 
 
 class _Worker:
@@ -35,11 +35,10 @@ class _Worker:
 
     def __init__(self, settings: SearchSettings, started: float, deadline: float | None, slot: int, run_folder: Path):
         self.slot = slot
-        self.error_file = run_folder / f"worker-{slot}.error"
+        args = WorkerArgs(settings, started, deadline, slot, str(run_folder), optuna.logging.get_verbosity())
+        self.error_file = args.error_file()
         self.error_file.unlink(missing_ok=True)
-        self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, settings.to_json(), repr(started),
-                                         "" if deadline is None else repr(deadline), str(slot), str(run_folder),
-                                         str(optuna.logging.get_verbosity())], env=os.environ.copy())
+        self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, args.to_json()], env=os.environ.copy())
 
     def error(self, code: int) -> UserError:
         if self.error_file.exists():

@@ -1,0 +1,38 @@
+"""What every ``autocompress`` command shares: the typer app, the consoles, the common options."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from autocompress.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Find the smallest compressed image classifier that keeps the accuracy you need.")
+console = Console()
+errors = Console(stderr=True)
+INTERRUPTED = "interrupted: completed trials are saved; rerun the same command to resume"
+
+# Choice options (--quant, --sampler, --pick, ...) stay str, checked by CompressionConfig, SearchSettings
+# and Selection, not Enums: those checks serve the Python API too, and a bad value is then one
+# "error: ..." line saying what to choose (exit 2), where click's choice error is a usage box.
+DataDir = typer.Option(None, "--data-dir", help="Folder with local dataset files (also $AUTOCOMPRESS_DATA_DIR).")
+CacheDir = typer.Option(None, "--cache-dir", help="Cache folder (default ~/.cache/autocompress, or $AUTOCOMPRESS_CACHE_DIR).")
+PrecisionOpt = typer.Option("auto", "--precision", help="Training precision: auto (bfloat16 mixed precision where the "
+                            "processor has native bfloat16, else float32), float32 or bfloat16.")
+DatasetArg = typer.Option(..., "--dataset", help="mnist, fashion_mnist, cifar10, cifar100, or a path to an .npz, image folder or archive.")
+
+
+def parse_size(text: Optional[str]) -> Optional[int]:
+    """'100KB' -> 102400 bytes (B, KB, MB; 1 KB = 1024 B)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(B|KB|KIB|MB|MIB|GB|GIB)?\s*", text.upper())
+    if not match:
+        raise UserError(f"cannot read size {text!r}; write it like 100KB, 0.5MB or 20000B")
+    factor = {"B": 1, None: 1, "KB": 1024, "KIB": 1024, "MB": 1024 ** 2, "MIB": 1024 ** 2,
+              "GB": 1024 ** 3, "GIB": 1024 ** 3}[match.group(2)]
+    return int(float(match.group(1)) * factor)

@@ -1,0 +1,74 @@
+"""Which process runs a trial, and whether it still does: a dead worker's trial is retried at once."""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from autocompress.search import storage as storage_mod
+from autocompress.search.record import TrialRecord, write
+
+
+def this_process() -> dict[str, object]:
+    """Who runs a trial: recorded when it starts, so that a later run can tell its worker died."""
+    return {"worker_host": socket.gethostname(), "worker_pid": os.getpid(),
+            "worker_started": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), which tells a reused pid apart; None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose worker ran on this host and is gone (``kill -9``, a crash) and
+    queue each again with the same parameters, as a stale heartbeat would, but at once. A trial of
+    a live process, or of another host, is left to finish or to go stale. The failed trials' numbers."""
+    host, failed = socket.gethostname(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        record = TrialRecord.of(trial)
+        if record.worker_host != host or record.worker_pid is None:
+            continue
+        if _alive(record.worker_pid, record.worker_started):
+            continue
+        storage = study._storage
+        try:
+            write(functools.partial(storage.set_trial_user_attr, trial._trial_id),
+                  fail_reason=f"its worker (pid {record.worker_pid} on {host}) died")
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it first
+            continue
+        storage_mod.retry_callback()(study, storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
+
+
+def worth_waiting_for(study: optuna.Study, running: list[optuna.trial.FrozenTrial]) -> bool:
+    """Whether some of ``running`` (others' trials) will end or be retried: a trial on this host is
+    watched through its process, one elsewhere through its heartbeat (a journal file has none)."""
+    storage = study._storage
+    beats = isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
+    return any(beats or TrialRecord.of(t).worker_host == socket.gethostname() for t in running)
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether process ``pid``, started at ``started`` (see :func:`_process_start`), still runs.
+    Without ``started`` (not Linux, or a worker still recording itself: it writes its pid first)
+    only the pid is checked."""
+    if started is not None:  # Linux: the start time also tells a reused pid apart
+        return _process_start(pid) == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

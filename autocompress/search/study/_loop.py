@@ -1,0 +1,102 @@
+"""The trial loop of one worker process, and when it stops: the study is done, a deadline passed,
+its trials-per-process ran out, or the last trials all failed or all repeated."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Callable
+
+import optuna
+import sqlalchemy
+from optuna.trial import TrialState
+
+from autocompress.errors import UserError
+from autocompress.search.record import TrialRecord, write
+from autocompress.search.settings import finished_or_running
+from autocompress.search.study._liveness import retry_dead_workers_trials, this_process, worth_waiting_for
+from autocompress.search.study._objective import Objective
+
+MAX_FAILURES_IN_A_ROW = 5
+MAX_REPEATS_IN_A_ROW = 20  # then the sampler finds nothing new in the space: say so rather than loop
+WAIT_SECONDS = 2.0  # how often a worker with nothing left to start checks on others' running trials
+
+
+def _surplus_guard(study: optuna.Study, target: int) -> Callable[[optuna.Trial], None]:
+    """Raise inside a trial that another worker's concurrent trial already made surplus."""
+
+    def check(trial: optuna.Trial) -> None:
+        ahead = [t for t in finished_or_running(study) if t.number < trial.number]
+        if len(ahead) >= target:
+            write(trial.set_user_attr, surplus=True)
+            raise optuna.TrialPruned("surplus: the study already had its trials when this one started")
+
+    return check
+
+
+def work(study: optuna.Study, objective: Objective, target: int, deadline: float | None = None,
+         limit: int | None = None, run_started: float | None = None) -> bool:
+    """Run trials until the study holds ``target`` counted trials (or ``deadline`` passes, or this
+    process ran ``limit`` trials). True when it stopped at ``limit`` with trials still to run.
+    Failures in a row are counted among the trials started since ``run_started`` (this run's)."""
+    guard = _surplus_guard(study, target)
+    ran = 0
+
+    def guarded(trial: optuna.Trial):
+        write(trial.set_user_attr, **this_process())
+        guard(trial)
+        return objective(trial)
+
+    while True:
+        retry_dead_workers_trials(study)
+        counted = finished_or_running(study)
+        if deadline is not None and time.time() >= deadline:
+            return False
+        if len(counted) >= target and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if not worth_waiting_for(study, [t for t in counted if t.state == TrialState.RUNNING]):
+                return False
+            # another worker's trial is still running: wait for it to end; if that worker dies, its
+            # trial is retried here (at once on this host, else once its heartbeat goes stale)
+            with warnings.catch_warnings():  # "experimental" in Optuna 5, as the heartbeats are
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            time.sleep(WAIT_SECONDS)
+            continue
+        if limit is not None and ran >= limit:
+            return True
+        try:
+            study.optimize(guarded, n_trials=1, catch=(Exception,))
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+            cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
+            raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
+                            "space or fix the database, then rerun the same command to resume") from error
+        ran += 1
+        _stop_if_failing(study, run_started)
+        _stop_if_repeating(study, run_started, target)
+
+
+def _last_ended(study: optuna.Study, run_started: float | None, count: int) -> list[optuna.trial.FrozenTrial]:
+    """The last ``count`` trials this run (started at ``run_started``) finished, oldest first."""
+    return sorted((t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete
+                   and (run_started is None or t.datetime_start.timestamp() >= run_started)),
+                  key=lambda t: t.datetime_complete)[-count:]
+
+
+def _stop_if_repeating(study: optuna.Study, run_started: float | None, target: int) -> None:
+    """Stop the search when the sampler's last ``MAX_REPEATS_IN_A_ROW`` proposals this run all repeated
+    a completed trial (repeats do not count towards ``--trials``: without this a small space loops)."""
+    ended = _last_ended(study, run_started, MAX_REPEATS_IN_A_ROW)
+    if len(ended) == MAX_REPEATS_IN_A_ROW and all(TrialRecord.of(t).repeats is not None for t in ended):
+        raise UserError(f"the sampler proposed {MAX_REPEATS_IN_A_ROW} configurations in a row that the study "
+                        f"already holds, so it stops at {len(finished_or_running(study))} distinct trials "
+                        f"of {target}: widen the space (more choices), or ask for fewer --trials")
+
+
+def _stop_if_failing(study: optuna.Study, run_started: float | None) -> None:
+    """Stop the search when the last ``MAX_FAILURES_IN_A_ROW`` trials this run finished all failed
+    (failures of an earlier run, whose cause the user may have fixed since, do not count)."""
+    ended = _last_ended(study, run_started, MAX_FAILURES_IN_A_ROW)
+    if len(ended) == MAX_FAILURES_IN_A_ROW and all(t.state == TrialState.FAIL for t in ended):
+        reason = TrialRecord.of(ended[-1]).fail_reason or "see the trials' fail reasons"
+        raise UserError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: {reason}); "
+                        "fix the cause and rerun the same command to resume")

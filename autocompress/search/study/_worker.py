@@ -1,0 +1,78 @@
+"""The worker process: its one argument, its preparation, its exit codes."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import signal
+import sys
+from pathlib import Path
+
+import optuna
+
+from autocompress.cache import atomic_file
+from autocompress.errors import UserError
+from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, WorkerArgs
+from autocompress.search.space import SearchSpace
+from autocompress.search.study._identity import create_or_resume
+from autocompress.search.study._loop import work
+from autocompress.search.study._native import die_with_parent
+from autocompress.search.study._objective import Objective
+
+
+def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = None):
+    """Load the data, the study and the context (the teacher loads when a trial first needs it).
+
+    ``space_file`` keeps one run's space: the first worker writes the space it read there, and
+    the run's later workers (other slots, replacements) take it from there, so editing the TOML
+    during a search does not change it. ``slot`` seeds a seeded sampler (:func:`create_or_resume`).
+    """
+    from autocompress.api import make_context
+    from autocompress.data import load_dataset
+
+    dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
+    image = math.prod(dataset.input_shape)
+    if settings.max_ram is not None and settings.max_ram < image:
+        raise UserError(f"--max-ram {settings.max_ram} B is below the {image} B of one input image, which every "
+                        "model's TFLite Micro arena holds; give a larger budget, e.g. 64KB")
+    known = pickle.loads(space_file.read_bytes()) if space_file and space_file.exists() else None
+    study, space = create_or_resume(settings, dataset, known, slot)
+    if space_file and known is None:
+        with atomic_file(space_file) as tmp:
+            tmp.write_bytes(pickle.dumps(space))
+    context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
+                           teacher_path=settings.teacher_path, precision=settings.precision)
+    context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
+    return study, space, context
+
+
+def worker_main(arguments: str) -> None:
+    """A worker process started by :func:`autocompress.search.supervisor.run_search` with one
+    :class:`WorkerArgs` as JSON: prepare, then run trials; exit 0 when the study is done,
+    ``EXIT_REPLACE_ME`` after ``trials_per_process`` trials, or 2 with the one-line error written
+    to :meth:`WorkerArgs.error_file`. Optuna logs at the supervisor's ``verbosity``."""
+    die_with_parent()
+    signal.signal(signal.SIGTERM, _interrupted)  # like Ctrl-C: the running trial is recorded as failed
+    args = WorkerArgs.from_json(arguments)
+    optuna.logging.set_verbosity(args.verbosity)
+    settings = args.settings
+    try:
+        study, space, context = prepare(settings, args.slot, Path(args.run_folder) / "space.pickle")
+        if space_distils(space):
+            context.get_teacher()  # trained here, once, before the first trial
+        more = work(study, Objective(settings, space, context, settings.location()), settings.trials,
+                    args.deadline, settings.trials_per_process or None, args.run_started)
+    except UserError as error:
+        args.error_file().write_text(str(error))
+        sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor reports it
+        sys.exit(130)
+    sys.exit(EXIT_REPLACE_ME if more else 0)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+def space_distils(space: SearchSpace) -> bool:
+    return any(k.name in ("distill", "alpha") for k in space.knobs)
