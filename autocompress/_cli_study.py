@@ -32,7 +32,8 @@ def search(
     timeout: Optional[float] = typer.Option(None, help="Stop starting trials after this many seconds."),
     workers: int = typer.Option(1, help="Worker processes sharing the study."),
     trials_per_process: int = typer.Option(10, help="Trials a worker process runs before a fresh one replaces it "
-                                                    "(gives back the memory TensorFlow keeps per fit); 0 = never."),
+                                                    "(gives back the memory TensorFlow keeps per fit; repeats, which "
+                                                    "train nothing, do not count); 0 = never."),
     heartbeat: int = typer.Option(30, help="Seconds between a running trial's heartbeats; a trial silent for 3 is failed and retried."),
     cache_limit: str = typer.Option("4GB", help="Bound on the trained-student and pruned-model caches "
                                                 "(least recently used files go first); 0B reuses nothing, "

@@ -251,6 +251,7 @@ def test_a_repeated_configuration_takes_its_twins_result_and_does_not_count(bar_
     assert_user_error(result, f"{MAX_REPEATS_IN_A_ROW} configurations in a row", "stops at 1 distinct trials of 2")
     assert len(rest) == MAX_REPEATS_IN_A_ROW - 1 and [t.number for t in finished_or_running(study)] == [0]
     assert all(t.user_attrs["repeats"] == 0 and t.values == first.values for t in (second, *rest))
+    assert len({t.user_attrs["worker_pid"] for t in study.get_trials()}) == 1  # repeats train nothing: no new worker
     assert second.user_attrs["stage_seconds"] == {} and second.user_attrs["test_accuracy"] == first.user_attrs["test_accuracy"]
     twin_file, copy = (out / "trials" / f"{n:05d}" / "model.tflite" for n in (0, 1))
     assert copy.read_bytes() == twin_file.read_bytes()

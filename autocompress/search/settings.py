@@ -33,8 +33,9 @@ EXIT_REPLACE_ME = 75  # a worker that ran its trials_per_process asks its superv
 class SearchSettings:
     """Everything ``autocompress search`` takes. ``max_size`` and ``max_ram`` (TFLite Micro's arena) are in bytes.
 
-    ``trials_per_process``: a worker process runs this many trials and is then replaced by a
-    fresh one, which gives back the memory TensorFlow keeps after every ``fit``; 0 never replaces.
+    ``trials_per_process``: a worker process runs this many trials (repeats of a completed one, which
+    train nothing, do not count) and is then replaced by a fresh one, which gives back the memory
+    TensorFlow keeps after every ``fit``; 0 never replaces.
     """
 
     dataset: str

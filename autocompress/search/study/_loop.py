@@ -37,7 +37,8 @@ def _surplus_guard(study: optuna.Study, target: int) -> Callable[[optuna.Trial],
 def work(study: optuna.Study, objective: Objective, target: int, deadline: float | None = None,
          limit: int | None = None, run_started: float | None = None) -> bool:
     """Run trials until the study holds ``target`` counted trials (or ``deadline`` passes, or this
-    process ran ``limit`` trials). True when it stopped at ``limit`` with trials still to run.
+    process ran ``limit`` trials: repeats, which train nothing and so leak nothing, do not count).
+    True when it stopped at ``limit`` with trials still to run.
     Failures in a row are counted among the trials started since ``run_started`` (this run's)."""
     guard = _surplus_guard(study, target)
     ran = 0
@@ -65,12 +66,13 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
         if limit is not None and ran >= limit:
             return True
         try:
-            study.optimize(guarded, n_trials=1, catch=(Exception,))
+            ended = []
+            study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: ended.append(t)])
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
             cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
             raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
                             "space or fix the database, then rerun the same command to resume") from error
-        ran += 1
+        ran += not (ended and TrialRecord.of(ended[-1]).repeats is not None)
         _stop_if_failing(study, run_started)
         _stop_if_repeating(study, run_started, target)
 
