@@ -319,3 +319,14 @@ def test_a_collapsed_training_is_one_line_with_what_to_try_and_keeps_what_was_tr
     assert_user_error(done, "collapsed", "more epochs", "lower learning rate")
     assert len(list((tmp_path / "cache" / "students").glob("cnn-*.keras"))) == 1
     assert (tmp_path / "o" / "model.tflite").is_file()
+
+
+def test_the_configuration_owns_its_rules_and_loads_no_tensorflow():
+    import subprocess
+    import sys
+
+    two_four = CompressionConfig(prune_structure="2:4")  # from Python, as from the CLI or a space file
+    assert two_four.sparsity == 0.5 and two_four.prunes
+    probe = "import sys, autocompress.compress.config; print(sorted(m for m in sys.modules if m.startswith('tensorflow')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
