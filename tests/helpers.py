@@ -17,33 +17,24 @@ import pytest
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 REPO = Path(__file__).resolve().parents[1]
-STUDY_SPACE = """
+_TINY_CNN = """
 [space]
 student = "cnn"
 width = [0.25, 0.5]
 epochs = 2
 finetune_epochs = 1
 batch_size = 32
+strip_names = true  # the direct conversion: seconds faster per trial
 prune_structure = ["none", "channel"]
 sparsity = { low = 0.3, high = 0.5, step = 0.1 }
-quant = ["int8", "none", "float16"]
-strip_names = true  # the direct conversion: seconds faster per trial
 """
-# The space most CLI search tests search: distillation on and off, channel pruning, two quantizations.
-SEARCH_SPACE = """
-[space]
-student = "cnn"
-width = [0.25, 0.5]
-epochs = 2
-finetune_epochs = 1
-batch_size = 32
-distill = [true, false]
+# The shared tiny study's space: pruning and three quantizations (one float).
+STUDY_SPACE = _TINY_CNN + 'quant = ["int8", "none", "float16"]\n'
+# The space most CLI search tests search: distillation on and off, pruning, two quantizations.
+SEARCH_SPACE = _TINY_CNN + """distill = [true, false]
 temperature = 4.0
 alpha = 0.5
-prune_structure = ["none", "channel"]
-sparsity = { low = 0.3, high = 0.5, step = 0.1 }
 quant = ["int8", "float16"]
-strip_names = true  # the direct conversion: seconds faster per trial
 """
 
 
