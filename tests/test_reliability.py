@@ -244,3 +244,20 @@ def test_sigterm_acts_like_ctrl_c(bar_npz, session_cache, tmp_path):
     study = open_study(out)
     assert study.get_trials()[stopped].state == TrialState.FAIL
     assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_a_worker_whose_trial_another_process_failed_goes_on(tmp_path):
+    """A stale heartbeat lets another process fail a live worker's trial (and queue it again): the
+    worker's own tell then fails, and it must go on with the next trial rather than crash."""
+    from autocompress.search.study._loop import work
+
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}",
+                                directions=["maximize", "minimize"])
+
+    def objective(trial):
+        if trial.number == 0:  # what optuna.storages.fail_stale_trials does from another process
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        return 0.5, 100.0
+
+    work(study, objective, target=2)
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]

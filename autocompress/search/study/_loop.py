@@ -46,7 +46,11 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
     def guarded(trial: optuna.Trial):
         write(trial.set_user_attr, **this_process())
         guard(trial)
-        return objective(trial)
+        values = objective(trial)
+        if study._storage.get_trial(trial._trial_id).state.is_finished():  # telling it would crash Optuna's loop
+            raise RuntimeError("another process failed this trial meanwhile (its heartbeat went stale) "
+                               "and queued it again")
+        return values
 
     while True:
         retry_dead_workers_trials(study)
@@ -68,6 +72,9 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
         try:
             ended = []
             study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: ended.append(t)])
+        except ValueError as error:  # Optuna's "Cannot tell a FAIL trial." after the RuntimeError above:
+            if "Cannot tell a" not in str(error):  # the retry is queued, so this worker goes on
+                raise
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
             cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
             raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
