@@ -15,8 +15,7 @@ def progress_bar(console: Console | None = None) -> Progress:
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """Advance a rich task per batch (also when Keras reports several steps at once); show the epoch,
-    loss and accuracy."""
+    """Advance a rich task per batch; show the epoch, loss and accuracy."""
 
     def __init__(self, progress: Progress, description: str):
         super().__init__()

@@ -35,12 +35,6 @@ class TrainingConfig:
     seed: int = 0
 
 
-STEPS_PER_EXECUTION = 32
-"""Training steps per call into TensorFlow (batch callbacks run every 32 steps; ``EpochProgress``
-counts them right). Meant to cut Keras's per-step Python work; no gain beyond the noise is measured
-yet (``benchmarks/train_loop.py``)."""
-
-
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to ``peak`` over the first 25% of steps, then cosine decay to ~0.
 
@@ -168,7 +162,6 @@ def compile_for_training(model: keras.Model, num_classes: int, config: TrainingC
         optimizer=optimizer,
         loss=DistillationLoss(num_classes, temperature, alpha),
         metrics=[label_accuracy(num_classes)],
-        steps_per_execution=STEPS_PER_EXECUTION,
     )
 
 

@@ -1,5 +1,5 @@
-"""The training loop alone: plain tf_keras ``model.fit`` against ``training.train``, one and 32
-steps per call, with and without flips, alternated in one process.
+"""The training loop alone: plain tf_keras ``model.fit`` against ``training.train``, with and
+without flips, alternated in one process.
 
     python benchmarks/train_loop.py --data-dir ../shared/datasets     # Fashion-MNIST, dscnn x0.5, 1 epoch, 2 rounds
     python benchmarks/train_loop.py --quick                           # tiny generated data
@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from autocompress import training
 from autocompress._tf import keras
 from autocompress.data import load_dataset
 from autocompress.models import build_model
@@ -46,16 +45,13 @@ def main() -> None:
         model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(dataset.x_train, dataset.y_train, batch_size=128, epochs=args.epochs, verbose=0)
 
-    def ours(steps_per_call: int, augment: tuple[str, ...]):
+    def ours(augment: tuple[str, ...]):
         def fit() -> None:
-            training.STEPS_PER_EXECUTION = steps_per_call
             train(fresh_model(), dataset.x_train, dataset.y_train, dataset.num_classes,
                   TrainingConfig(epochs=args.epochs, batch_size=128, augment=augment))
         return fit
 
-    cases = {"plain model.fit": plain, "train, 1 step per call, flips": ours(1, ("flip",)),
-             "train, 32 steps per call, flips": ours(32, ("flip",)), "train, 1 step per call": ours(1, ()),
-             "train, 32 steps per call": ours(32, ())}
+    cases = {"plain model.fit": plain, "train, flips": ours(("flip",)), "train": ours(())}
     seconds: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.rounds):
         for name, fit in cases.items():

@@ -14,7 +14,6 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from rich.console import Console
 
-from autocompress import training
 from autocompress._tf import keras, tf
 from autocompress.compress import measure, pipeline, prune, quantize
 from autocompress.compress.config import CompressionConfig
@@ -72,26 +71,7 @@ def test_alpha_one_training_ignores_the_teacher(bar_dataset):
     assert all(np.array_equal(a, b) for a, b in zip(plain, with_teacher))
 
 
-def test_several_steps_per_call_train_every_batch_as_one_step_per_call_does(bar_dataset, monkeypatch):
-    def trained():
-        keras.utils.set_random_seed(3)
-        tf.config.experimental.enable_op_determinism()
-        model = build_model("paper-mnist-student", bar_dataset.input_shape, bar_dataset.num_classes)
-        train(model, bar_dataset.x_train, bar_dataset.y_train, bar_dataset.num_classes,
-              TrainingConfig(epochs=2, batch_size=16))
-        return model
-
-    steps = 2 * math.ceil(len(bar_dataset.x_train) / 16)
-    assert training.STEPS_PER_EXECUTION > 1 and steps % training.STEPS_PER_EXECUTION != 0
-    batched = trained()
-    monkeypatch.setattr(training, "STEPS_PER_EXECUTION", 1)
-    stepwise = trained()
-    assert int(batched.optimizer.iterations) == int(stepwise.optimizer.iterations) == steps
-    for a, b in zip(batched.get_weights(), stepwise.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-def test_epoch_progress_counts_every_batch_when_keras_reports_several_at_once(bar_dataset):
+def test_epoch_progress_counts_every_batch(bar_dataset):
     progress = progress_bar(Console(file=io.StringIO()))
     callback = EpochProgress(progress, "student")
     model = build_model("paper-mnist-student", bar_dataset.input_shape, bar_dataset.num_classes)
