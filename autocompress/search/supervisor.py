@@ -22,8 +22,10 @@ from typing import Callable
 
 import optuna
 
+from autocompress.data import dataset_source
 from autocompress.errors import UserError
 from autocompress.search import storage as storage_mod
+from autocompress.search.space import SearchSpace
 from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, WorkerArgs
 
 POLL_SECONDS = 1.0
@@ -61,14 +63,19 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     editing the TOML meanwhile changes nothing) and trains the teacher when the space distils;
     the other workers start when its first trial runs.
     """
+    # what a user may mistype fails here, at once, not after a worker has imported TensorFlow
+    dataset_source(settings.dataset, settings.data_dir)
+    if settings.config:
+        SearchSpace.load(settings.config)
     location = settings.location()
+    watcher = _Watcher(settings, callbacks, on_ready)
+    watcher.backend = storage_mod.open_storage(location, settings.heartbeat)
     location.folder.mkdir(parents=True, exist_ok=True)
     started = time.time()
     deadline = started + settings.timeout if settings.timeout else None
     with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder, _sigterm_as_ctrl_c() as forwarded:
         workers = [_Worker(settings, started, deadline, 0, Path(run_folder))]
         forwarded.extend(workers)
-        watcher = _Watcher(settings, callbacks, on_ready)
         try:
             while workers:
                 time.sleep(POLL_SECONDS)
