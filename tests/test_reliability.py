@@ -123,6 +123,7 @@ def test_an_unwritable_trial_folder_stops_cleanly_and_the_study_resumes(bar_npz,
     assert "Traceback" not in blocked.stderr
     study = open_study(out)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * 5  # consistent: nothing half-recorded
+    assert not (out / "cache" / "students").exists()  # each failed before training a student
 
     (out / "trials").unlink()
     resumed = subprocess.run(command, capture_output=True, text=True)

@@ -233,6 +233,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
     ``student_callbacks`` watch the student's training (when it is not already cached)."""
     dataset = context.dataset
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)  # a folder that cannot be made fails now, before any training
     stages, notes, reused = _Stages(), [], []
 
     stages.start()
