@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import re
@@ -90,10 +91,17 @@ def _lost_schema_race(error: Exception) -> bool:
 
 
 def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _experimental_allowed():
         return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                           heartbeat_stale_trial_callback=retry_callback())
+
+
+@contextlib.contextmanager
+def _experimental_allowed():
+    """Heartbeats and their retry callback are "experimental" in Optuna 5, and what we need: no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 class Retry(RetryHeartbeatStaleTrialCallback):
@@ -110,7 +118,8 @@ class Retry(RetryHeartbeatStaleTrialCallback):
 
 
 def retry_callback() -> Retry:
-    return Retry(max_retry=1)
+    with _experimental_allowed():
+        return Retry(max_retry=1)
 
 
 def _redact(url: str) -> str:
