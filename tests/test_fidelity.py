@@ -42,50 +42,48 @@ def test_a_trial_dominated_at_its_rung_is_stopped_there(bar_npz, tmp_path):
     out = tmp_path / "study"
     args = ["--dataset", str(bar_npz), "--config", str(space), "--cache-dir", str(tmp_path / "cache"), "--quiet",
             "--out", str(out)]  # each call seeds the sampler differently, so each trains its own student
-    first = run_cli("search", *args, "--trials", "1", "--seed", "1")
-    assert first.returncode == 0, first.stderr[-2000:]
+
+    def search(trials: int, seed: int, *flags: str) -> list:
+        """Search to ``trials`` trials (a queued trial counts, and runs first); the study's trials."""
+        done = run_cli("search", *args, "--trials", str(trials), "--seed", str(seed), *flags)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return open_study(out).trials
+
+    first = search(1, 1, "--full-fidelity")[0]
     study = open_study(out)
-    assert 0 <= study.trials[0].user_attrs["rung_accuracy"] <= 1
     for number in range(MIN_HISTORY):  # completed trials that no new trial can beat: perfect at 100 bytes
         study.add_trial(create_trial(
             values=[1.0, 100.0], params={"seed": number}, distributions={"seed": IntDistribution(0, 100000)},
-            user_attrs={**study.trials[0].user_attrs, "rung_accuracy": 1.0, "val_accuracy": 1.0,
-                        "test_accuracy": 1.0, "tflite_bytes": 100}))
+            user_attrs={**first.user_attrs, "rung_accuracy": 1.0, "val_accuracy": 1.0, "test_accuracy": 1.0,
+                        "tflite_bytes": 100}))
 
-    full = run_cli("search", *args, "--trials", "5", "--full-fidelity", "--seed", "2")  # switched off: the new trial runs in full
-    assert full.returncode == 0, full.stderr[-2000:]
-    assert study.trials[4].state == TrialState.COMPLETE and "rung_accuracy" not in study.trials[4].user_attrs
-
-    stopped = run_cli("search", *args, "--trials", "6", "--seed", "3")
-    assert stopped.returncode == 0, stopped.stderr[-2000:]
-    trial = open_study(out).trials[5]
-    assert trial.state == TrialState.PRUNED
+    trial = search(MIN_HISTORY + 2, 3)[-1]
+    assert trial.state == TrialState.PRUNED and 0 <= trial.user_attrs["rung_accuracy"] <= 1
     assert trial.user_attrs["pruned_reason"].startswith("multi-fidelity: ") and "after 1 of 3 epochs" in \
         trial.user_attrs["pruned_reason"]
-    assert not (out / "trials" / "00005" / "model.tflite").exists()  # stopped before quantization and export
+    assert not (out / "trials" / f"{trial.number:05d}" / "model.tflite").exists()  # stopped before quantization
 
-    # the same student again (same seed): judged on trial 5's rung accuracy, before any training
-    study = open_study(out)
+    # the same student again (same seed): judged on that trial's rung accuracy, before any training
     study.enqueue_trial({"seed": trial.params["seed"]})
-    again = run_cli("search", *args, "--trials", "8", "--seed", "4")  # the waiting trial counts: it runs first
-    assert again.returncode == 0, again.stderr[-2000:]
-    repeat = open_study(out).trials[6]
+    repeat = search(len(study.trials), 4)[-1]
     assert repeat.state == TrialState.PRUNED and repeat.params == trial.params
-    assert repeat.user_attrs["rung_trial"] == 5 and repeat.user_attrs["rung_accuracy"] == trial.user_attrs["rung_accuracy"]
-    assert "after 1 of 3 epochs (its student's, in trial 5)" in repeat.user_attrs["pruned_reason"]
+    assert repeat.user_attrs["rung_trial"] == trial.number
+    assert repeat.user_attrs["rung_accuracy"] == trial.user_attrs["rung_accuracy"]
+    assert f"after 1 of 3 epochs (its student's, in trial {trial.number})" in repeat.user_attrs["pruned_reason"]
     assert (repeat.datetime_complete - repeat.datetime_start).total_seconds() < 5  # nothing trained
 
-    # once that student is trained in full (here with multi-fidelity off), its old rung no longer stops it
-    for number, flags in ((8, ("--full-fidelity",)), (10, ())):  # each run adds one sampled trial after the queued one
-        study.enqueue_trial({"seed": trial.params["seed"]})
-        if number == 10:  # trial 8's files are gone, so its repeat runs again (from the cached student)
-            attrs = open_study(out).trials[8].user_attrs
-            (out / "artifacts" / attrs["artifacts"]["tflite"]).unlink()
-            (out / "trials" / "00008" / "model.tflite").unlink()
-        rerun = run_cli("search", *args, "--trials", str(number + 2), "--seed", str(number), *flags)
-        assert rerun.returncode == 0, rerun.stderr[-2000:]
-    trials = open_study(out).trials
-    trained, cached = trials[8], trials[10]
-    assert trained.state == cached.state == TrialState.COMPLETE and cached.params == trained.params == trial.params
+    # --full-fidelity switches the rule off: the dominated student is trained in full, no rung measured
+    study.enqueue_trial({"seed": trial.params["seed"]})
+    trained = search(len(study.trials), 5, "--full-fidelity")[-1]
+    assert trained.state == TrialState.COMPLETE and trained.params == trial.params
+    assert "rung_accuracy" not in trained.user_attrs and "rung_accuracy" not in first.user_attrs
+
+    # once that student is trained in full, its old rung no longer stops it: with trained's files gone,
+    # its repeat runs again (from the cached student), with the rule on
+    (out / "artifacts" / trained.user_attrs["artifacts"]["tflite"]).unlink()
+    (out / "trials" / f"{trained.number:05d}" / "model.tflite").unlink()
+    study.enqueue_trial({"seed": trial.params["seed"]})
+    cached = search(len(study.trials), 6)[-1]
+    assert cached.state == TrialState.COMPLETE and cached.params == trial.params
     assert "rung_trial" not in cached.user_attrs and "student" in cached.user_attrs["reused"]
     assert "repeats" not in cached.user_attrs and cached.user_attrs["fingerprint"] == trained.user_attrs["fingerprint"]
