@@ -154,6 +154,10 @@ def test_resuming_with_a_different_space_is_refused(finished_study, bar_npz, ses
     ("[space\n", "not valid TOML"),
     ("[other]\nx = 1\n", "unknown table"),
     ("[space]\nalpha = 2.0\n", "alpha must be in"),
+    ("[space]\nalpha = { low = 0, high = 0.5, step = 0.0 }\n", "`step > 0` must hold"),
+    ("[space]\nlearning_rate = { low = 0.0, high = 0.1, log = true }\n", "`low > 0` must hold for `log=True`"),
+    ("[space]\nsparsity = { low = 0.1, high = 0.5, step = 0.1, log = true }\n", "`step` is not supported when `log`"),
+    ("[space]\nalpha = { low = 0, high = 1, step = 1e-99 }\n", "step 1e-99 is too fine"),
 ])
 def test_malformed_config_files_are_user_errors(tmp_path, toml, message):
     path = tmp_path / "space.toml"

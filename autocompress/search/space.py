@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import FloatDistribution, IntDistribution
 
 from autocompress.architectures import ARCHITECTURES
 from autocompress.compress.config import LAYER_SETS, QUANT_MODES, SCOPES, STRUCTURES, CompressionConfig
@@ -54,9 +55,16 @@ class Knob:
             return self.choices[0] if len(self.choices) == 1 else trial.suggest_categorical(self.name, self.choices)
         if self.low is None:
             return self.value
-        if all(isinstance(v, int) for v in (self.low, self.high)) and (self.step is None or isinstance(self.step, int)):
+        if isinstance(self.distribution(), IntDistribution):
             return trial.suggest_int(self.name, self.low, self.high, step=self.step or 1, log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+    def distribution(self) -> IntDistribution | FloatDistribution:
+        """A range's Optuna distribution (whole numbers: an integer one); Optuna's ValueError if it
+        cannot be one (a step <= 0, a log range from <= 0, a step with a log float range)."""
+        if all(isinstance(v, int) for v in (self.low, self.high)) and (self.step is None or isinstance(self.step, int)):
+            return IntDistribution(self.low, self.high, log=self.log, step=1 if self.step is None else self.step)
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
 
 def _knob(name: str, spec: Any, where: str) -> Knob:
@@ -79,7 +87,13 @@ def _knob(name: str, spec: Any, where: str) -> Knob:
             raise UserError(f"{where}: {name} low and high must be numbers")
         if low > high:
             raise UserError(f"{where}: {name} has low {low} > high {high}; swap them")
-        return Knob(name, low=low, high=high, step=spec.get("step"), log=bool(spec.get("log", False)))
+        knob = Knob(name, low=low, high=high, step=spec.get("step"), log=bool(spec.get("log", False)))
+        try:
+            knob.distribution()
+        except (ValueError, ArithmeticError) as error:  # Optuna's checks ("`step > 0` must hold"), decimal's
+            reason = str(error) if isinstance(error, ValueError) else f"step {knob.step} is too fine"
+            raise UserError(f"{where}: {name} range {spec} is not one Optuna can sample ({reason})") from None
+        return knob
     return Knob(name, value=spec)
 
 
