@@ -42,12 +42,14 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
     Failures in a row are counted among the trials started since ``run_started`` (this run's)."""
     guard = _surplus_guard(study, target)
     ran = 0
+    taken: list[int] = []  # this worker's trials that another process finished meanwhile
 
     def guarded(trial: optuna.Trial):
         write(trial.set_user_attr, **this_process())
         guard(trial)
         values = objective(trial)
-        if study._storage.get_trial(trial._trial_id).state.is_finished():  # telling it would crash Optuna's loop
+        if study._storage.get_trial(trial._trial_id).state.is_finished():
+            taken.append(trial.number)
             raise RuntimeError("another process failed this trial meanwhile (its heartbeat went stale) "
                                "and queued it again")
         return values
@@ -72,9 +74,10 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
         try:
             ended = []
             study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: ended.append(t)])
-        except ValueError as error:  # Optuna's "Cannot tell a FAIL trial." after the RuntimeError above:
-            if "Cannot tell a" not in str(error):  # the retry is queued, so this worker goes on
+        except ValueError:  # Optuna then fails to tell the finished trial; its retry is queued: go on
+            if not taken:
                 raise
+            taken.clear()
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
             cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
             raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
