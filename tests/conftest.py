@@ -48,9 +48,10 @@ def tiny_study(tmp_path_factory, bar_npz, session_cache):
     return search_tiny_study(tmp_path_factory.mktemp("tiny-study"), bar_npz, session_cache)
 
 
-SHARED_FIXTURES = ("tiny_study", "finished_study", "ram_study")  # each takes a minute or more to build
+SHARED_FIXTURES = ("tiny_study", "finished_study", "ram_study", "precision_runs")  # each takes a minute or more to build
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (it runs first otherwise)
 def pytest_collection_modifyitems(items):
     """Under ``pytest -n 2 --dist loadgroup``, the tests of one expensive fixture run on one worker,
     which builds it once (each worker would build its own)."""

@@ -21,7 +21,7 @@ CONFIG = CompressionConfig(student="cnn", width=0.5, epochs=2, finetune_epochs=1
 
 
 @pytest.fixture(scope="module")
-def runs(bar_dataset, tmp_path_factory):
+def precision_runs(bar_dataset, tmp_path_factory):
     """The same configuration trained in float32 and in bfloat16 (separate caches, one study folder each)."""
     out = {}
     for choice in ("float32", "bfloat16"):
@@ -37,8 +37,8 @@ def _tensor_types(path: str) -> set[str]:
 
 
 @pytest.mark.parametrize("choice", ["float32", "bfloat16"])
-def test_each_precision_trains_a_float32_model_and_a_file_without_bfloat16(runs, choice):
-    context, result = runs[choice]
+def test_each_precision_trains_a_float32_model_and_a_file_without_bfloat16(precision_runs, choice):
+    context, result = precision_runs[choice]
     assert result.precision == choice
     student = next(Path(context.model_cache, "students").glob("*.keras"))
     for path in (student, Path(result.keras_path)):
