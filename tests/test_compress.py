@@ -248,9 +248,17 @@ def test_two_four_pruning_halves_eligible_layers_and_reports_the_rest(run):
 
 
 def test_pruned_qat_model_keeps_its_zeros_and_is_int8(run):
+    """Read from the written file: int8 input and convolution kernels, half of each kernel's weights
+    exactly zero (QAT fine-tuning kept the pruning masks), the recorded sparsity that of the file."""
     result = run(sparsity=0.5, quant="qat", alpha=0.5)
+    interpreter = Interpreter(model_path=result.tflite_path)
+    interpreter.allocate_tensors()
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8 and result.input_contract.dtype == "uint8"
+    kernels = [d for d in interpreter.get_tensor_details() if len(d["shape"]) == 4 and d["shape"][0] > 1]
+    assert kernels and all(d["dtype"] == np.int8 for d in kernels)  # weights (activations have batch 1)
+    zeros = [float(np.mean(interpreter.get_tensor(d["index"]) == 0)) for d in kernels]
+    assert all(share == pytest.approx(0.5, abs=0.02) for share in zeros), zeros
     assert result.sparsity == pytest.approx(0.5, abs=0.01)
-    assert result.input_contract.dtype == "uint8"
     assert result.teacher is not None and result.test_accuracy > 0.6
 
 

@@ -7,14 +7,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, assert_user_error, chromium, free_port, run_cli, wait_for
+from helpers import REPO, assert_user_error, chromium, cli_command, free_port, run_cli, wait_for
 
 SCREENSHOT = Path("/tmp/dashboard-screenshot.png")
 
@@ -29,8 +28,8 @@ def served(tiny_study, tmp_path):
     """The CLI serving the tiny study on a free port: yields the base URL, stops the server after."""
     port = free_port()
     log = open(tmp_path / "dashboard.log", "w+")
-    server = subprocess.Popen([sys.executable, "-m", "autocompress", "dashboard", "--study", tiny_study.name,
-                               "--study-dir", str(tiny_study.folder), "--port", str(port)],
+    server = subprocess.Popen(cli_command("dashboard", "--study", tiny_study.name, "--study-dir", tiny_study.folder,
+                                          "--port", port),
                               stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
     base = f"http://127.0.0.1:{port}"
