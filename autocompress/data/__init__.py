@@ -4,7 +4,7 @@ TensorFlow is imported only when a pipeline is built or a download is needed.
 """
 
 from autocompress.data.cache import default_cache_dir
-from autocompress.data.dataset import Dataset, dataset_source, load_dataset
+from autocompress.data.dataset import Dataset, dataset_name, load_dataset
 from autocompress.data.pipeline import make_tf_dataset
 from autocompress.data.registry import KNOWN_DATASETS, data_dirs, locate_dataset
 
@@ -12,7 +12,7 @@ __all__ = [
     "KNOWN_DATASETS",
     "Dataset",
     "data_dirs",
-    "dataset_source",
+    "dataset_name",
     "default_cache_dir",
     "load_dataset",
     "locate_dataset",

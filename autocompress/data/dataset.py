@@ -86,19 +86,20 @@ def load_dataset(
 
 def _load_arrays(dataset: str, data_dir: str | Path | None, cache_dir: str | Path | None) -> tuple[str, str, Arrays]:
     """(name, source, validated arrays) for a known name or a path."""
-    known, path = canonical_name(dataset), dataset_source(dataset, data_dir)
+    known = canonical_name(dataset)
     if known:
+        path = locate_dataset(known, data_dir)
         if path is None:
             return known, "keras.datasets", normalize(download(known, data_dir), f"keras.datasets.{known}")
         return known, str(path), _read(path, cache_dir, CLASS_NAMES[known])
+    path = _user_path(dataset, data_dir)
     return _stem(path), str(path), _read(path, cache_dir, None)
 
 
-def dataset_source(dataset: str, data_dir: str | Path | None = None) -> Path | None:
-    """The file or folder ``dataset`` (a known name or a path) would be read from, without reading
-    it (None: a known dataset that keras.datasets downloads); one line if it names nothing."""
-    known = canonical_name(dataset)
-    return locate_dataset(known, data_dir) if known else _user_path(dataset, data_dir)
+def dataset_name(dataset: str, data_dir: str | Path | None = None) -> str:
+    """The name :func:`load_dataset` gives ``dataset``, without reading it; one line if a path
+    names nothing."""
+    return canonical_name(dataset) or _stem(_user_path(dataset, data_dir))
 
 
 def _read(path: Path, cache_dir: str | Path | None, default_names: tuple[str, ...] | None) -> Arrays:

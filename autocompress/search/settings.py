@@ -134,6 +134,11 @@ class WorkerArgs:
         """Where the worker writes its one-line error before it exits with code 2."""
         return Path(self.run_folder) / f"worker-{self.slot}.error"
 
+    @staticmethod
+    def space_file(run_folder: str | Path) -> Path:
+        """The run's space (pickled), written by the supervisor before its first worker starts."""
+        return Path(run_folder) / "space.pickle"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 

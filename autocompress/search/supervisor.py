@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -22,10 +23,9 @@ from typing import Callable
 
 import optuna
 
-from autocompress.data import dataset_source
+from autocompress.data import dataset_name
 from autocompress.errors import UserError
 from autocompress.search import storage as storage_mod
-from autocompress.search.space import SearchSpace
 from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, WorkerArgs
 
 POLL_SECONDS = 1.0
@@ -59,14 +59,12 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     worker processes. ``callbacks`` (Optuna's ``(study, frozen_trial)``) hear of every trial that
     finishes; ``on_ready(study)`` is called once the study exists, before its first trial ends.
 
-    The first worker creates the study, reads the space (later workers of the run reuse it, so
-    editing the TOML meanwhile changes nothing) and trains the teacher when the space distils;
-    the other workers start when its first trial runs.
+    The space is read here, once: every worker of the run (replacements too) searches it, so editing
+    the TOML meanwhile changes nothing. The first worker creates the study and trains the teacher
+    when the space distils; the other workers start when its first trial runs.
     """
     # what a user may mistype fails here, at once, not after a worker has imported TensorFlow
-    dataset_source(settings.dataset, settings.data_dir)
-    if settings.config:
-        SearchSpace.load(settings.config)
+    space = settings.space(dataset_name(settings.dataset, settings.data_dir))
     location = settings.location()
     watcher = _Watcher(settings, callbacks, on_ready)
     watcher.backend = storage_mod.open_storage(location, settings.heartbeat)
@@ -74,6 +72,7 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     started = time.time()
     deadline = started + settings.timeout if settings.timeout else None
     with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder, _sigterm_as_ctrl_c() as forwarded:
+        WorkerArgs.space_file(run_folder).write_bytes(pickle.dumps(space))
         workers = [_Worker(settings, started, deadline, 0, Path(run_folder))]
         forwarded.extend(workers)
         try:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import optuna
 
-from autocompress.cache import atomic_file
 from autocompress.errors import UserError
 from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, WorkerArgs
 from autocompress.search.space import SearchSpace
@@ -23,9 +22,8 @@ from autocompress.search.study._objective import Objective
 def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = None):
     """Load the data, the study and the context (the teacher loads when a trial first needs it).
 
-    ``space_file`` keeps one run's space: the first worker writes the space it read there, and
-    the run's later workers (other slots, replacements) take it from there, so editing the TOML
-    during a search does not change it. ``slot`` seeds a seeded sampler (:func:`create_or_resume`).
+    ``space_file``: the run's space, pickled by the supervisor (without it, the space ``settings``
+    name is read). ``slot`` seeds a seeded sampler (:func:`create_or_resume`).
     """
     from autocompress.api import make_context
     from autocompress.data import load_dataset
@@ -35,11 +33,8 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
     if settings.max_ram is not None and settings.max_ram < image:
         raise UserError(f"--max-ram {settings.max_ram} B is below the {image} B of one input image, which every "
                         "model's TFLite Micro arena holds; give a larger budget, e.g. 64KB")
-    known = pickle.loads(space_file.read_bytes()) if space_file and space_file.exists() else None
+    known = pickle.loads(space_file.read_bytes()) if space_file else None
     study, space = create_or_resume(settings, dataset, known, slot)
-    if space_file and known is None:
-        with atomic_file(space_file) as tmp:
-            tmp.write_bytes(pickle.dumps(space))
     context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
                            teacher_path=settings.teacher_path, precision=settings.precision)
     context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
@@ -57,7 +52,7 @@ def worker_main(arguments: str) -> None:
     optuna.logging.set_verbosity(args.verbosity)
     settings = args.settings
     try:
-        study, space, context = prepare(settings, args.slot, Path(args.run_folder) / "space.pickle")
+        study, space, context = prepare(settings, args.slot, WorkerArgs.space_file(args.run_folder))
         if space_distils(space):
             context.get_teacher()  # trained here, once, before the first trial
         more = work(study, Objective(settings, space, context, settings.location()), settings.trials,
