@@ -91,14 +91,15 @@ def _lost_schema_race(error: Exception) -> bool:
 
 
 def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
-    with _experimental_allowed():
+    with experimental_allowed():
         return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                           heartbeat_stale_trial_callback=retry_callback())
 
 
 @contextlib.contextmanager
-def _experimental_allowed():
-    """Heartbeats and their retry callback are "experimental" in Optuna 5, and what we need: no warning."""
+def experimental_allowed():
+    """No ExperimentalWarning inside: heartbeats, their retry callback, metric names and the samplers
+    we use are "experimental" in Optuna 5, and what we need."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
@@ -118,7 +119,7 @@ class Retry(RetryHeartbeatStaleTrialCallback):
 
 
 def retry_callback() -> Retry:
-    with _experimental_allowed():
+    with experimental_allowed():
         return Retry(max_retry=1)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,8 +50,7 @@ def create_or_resume(settings: SearchSettings, dataset: Dataset, space: SearchSp
                                 sampler=make_sampler(settings.sampler, _process_seed(settings, backend, slot)))
     identity = json.loads(json.dumps({"dataset": dataset.name, "space": space.to_dict(),
                                       "objectives": list(settings.objectives), "size_metric": settings.size_metric}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with storage_mod.experimental_allowed():
         names = {"accuracy": "validation accuracy", "size": f"{settings.size_metric} bytes", "latency": "latency ms",
                  "ram": "arena bytes"}
         study.set_metric_names([names[name] for name in settings.objectives])

@@ -4,7 +4,6 @@ its trials-per-process ran out, or the last trials all failed or all repeated.""
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Callable
 
 import optuna
@@ -14,6 +13,7 @@ from optuna.trial import TrialState
 from autocompress.errors import UserError
 from autocompress.search.record import TrialRecord, write
 from autocompress.search.settings import finished_or_running
+from autocompress.search.storage import experimental_allowed
 from autocompress.search.study._liveness import retry_dead_workers_trials, this_process, worth_waiting_for
 from autocompress.search.study._objective import Objective
 
@@ -64,8 +64,7 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
                 return False
             # another worker's trial is still running: wait for it to end; if that worker dies, its
             # trial is retried here (at once on this host, else once its heartbeat goes stale)
-            with warnings.catch_warnings():  # "experimental" in Optuna 5, as the heartbeats are
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with experimental_allowed():
                 optuna.storages.fail_stale_trials(study)
             time.sleep(WAIT_SECONDS)
             continue

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import optuna
+
+from autocompress.search.storage import experimental_allowed
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     """Optuna's samplers; constraints reach them through ``trial.set_constraint``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with experimental_allowed():
         if name == "tpe":
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
         if name == "nsga2":
