@@ -1,5 +1,6 @@
-"""Conversion time: TFLite's Keras path (it writes a SavedModel first, for the file's signature)
-against the direct path a stripped file takes (``strip_names``: no signature to keep).
+"""Conversion time: TFLite's Keras path (``from_keras_model``: it writes a SavedModel first, for the
+file's signature) against ours (the traced call converted directly, the signature then written
+into the file), both set the same way by ``quantize.configure``.
 
     python benchmarks/conversion.py --data-dir ../shared/datasets     # Fashion-MNIST, dscnn x0.5
     python benchmarks/conversion.py --quick                           # random pixels, cnn x0.25
@@ -23,6 +24,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 
+from autocompress._tf import tf  # noqa: E402
 from autocompress.compress import measure, quantize  # noqa: E402
 from autocompress.models import build_model  # noqa: E402
 
@@ -49,21 +51,24 @@ def main() -> None:
     float_model = build_model(student, x_train.shape[1:], classes, width=width)
     folder = Path(tempfile.mkdtemp(prefix="conversion-"))
     print(f"{student} x{width}, {float_model.count_params():,} parameters, median of {repeats} conversions")
-    print("| mode | Keras path s (signature kept) | direct path s (stripped) | max output difference |")
+    print("| mode | TFLite's Keras path s | ours s (direct, signature written) | max output difference |")
     print("| --- | --- | --- | --- |")
     for mode in MODES:
         model = quantize.prepare_qat(float_model, sparse=False) if mode == "qat" else float_model
         seconds, paths = {}, {}
-        for strip in (False, True):
+        ways = {"keras": lambda: quantize.configure(tf.lite.TFLiteConverter.from_keras_model(model), mode,
+                                                    x_train).convert(),
+                "ours": lambda: quantize.convert(model, mode, x_train)}
+        for way, conversion in ways.items():
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
-                flatbuffer = quantize.convert(model, mode, x_train, strip_names=strip)
+                flatbuffer = conversion()
                 times.append(time.perf_counter() - started)
-            seconds[strip], paths[strip] = statistics.median(times), folder / f"{mode}-{strip}.tflite"
-            paths[strip].write_bytes(flatbuffer)
-        difference = np.abs(measure.outputs(paths[False], x_test) - measure.outputs(paths[True], x_test)).max()
-        print(f"| {mode} | {seconds[False]:.2f} | {seconds[True]:.2f} | {difference:g} |")
+            seconds[way], paths[way] = statistics.median(times), folder / f"{mode}-{way}.tflite"
+            paths[way].write_bytes(flatbuffer)
+        difference = np.abs(measure.outputs(paths["keras"], x_test) - measure.outputs(paths["ours"], x_test)).max()
+        print(f"| {mode} | {seconds['keras']:.2f} | {seconds['ours']:.2f} | {difference:g} |")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ sparsity = { low = 0.3, high = 0.5, step = 0.1 }
 # way (with names and a signature), as a user's files are: the export, report and dashboard tests read them.
 STUDY_SPACE = _TINY_CNN + 'quant = ["int8", "none", "float16"]\n'
 # The space most CLI search tests search: distillation on and off, pruning, two quantizations; files
-# without names and signature (the direct conversion: seconds faster per trial).
+# without names and signature, as every built-in space writes them.
 SEARCH_SPACE = _TINY_CNN + """strip_names = true
 distill = [true, false]
 temperature = 4.0

@@ -197,17 +197,32 @@ def test_stripped_names_shrink_the_file_and_keep_its_predictions(run, bar_datase
 
 
 @pytest.mark.parametrize("quant", ["none", "dynamic", "float16", "int8", "qat"])
-def test_the_fast_conversion_without_signature_gives_the_same_outputs(run, bar_dataset, tmp_path, quant):
+def test_a_named_file_is_what_tflites_keras_path_writes_and_a_stripped_one_computes_the_same(run, bar_dataset,
+                                                                                             tmp_path, quant):
+    """Ours is converted from the traced call and given its signature; TFLite's own Keras path (through
+    a SavedModel), set the same way, is the reference: the same signature, input and outputs."""
     model = keras.models.load_model(run().keras_path, compile=False)
     if quant == "qat":
         model = quantize.prepare_qat(model, sparse=False)
-    paths = []
-    for strip in (False, True):  # the Keras path (through a SavedModel, with its signature), the direct one
-        paths.append(tmp_path / f"stripped-{strip}.tflite")
-        paths[-1].write_bytes(quantize.convert(model, quant, bar_dataset.x_train, strip_names=strip))
-    named, stripped = (Interpreter(model_path=str(path)) for path in paths)
-    assert list(named.get_signature_list()) == ["serving_default"] and stripped.get_signature_list() == {}
-    np.testing.assert_array_equal(*(measure.outputs(path, bar_dataset.x_test) for path in paths))
+    files = {"named": quantize.convert(model, quant, bar_dataset.x_train),
+             "stripped": quantize.convert(model, quant, bar_dataset.x_train, strip_names=True),
+             "tflite": quantize.configure(tf.lite.TFLiteConverter.from_keras_model(model), quant,
+                                          bar_dataset.x_train).convert()}
+    for name, content in files.items():
+        (tmp_path / f"{name}.tflite").write_bytes(content)
+    named, stripped, reference = (Interpreter(model_path=str(tmp_path / f"{n}.tflite")) for n in files)
+    assert named.get_signature_list() == reference.get_signature_list() == {
+        "serving_default": {"inputs": ["pixels"], "outputs": [model.output_names[0]]}}
+    assert stripped.get_signature_list() == {} and len(files["stripped"]) < len(files["named"]) <= len(files["tflite"])
+    given, expected = ({key: str(i.get_input_details()[0][key]) for key in ("dtype", "shape_signature", "quantization")}
+                       for i in (named, reference))
+    assert given == expected
+    pixels = bar_dataset.x_test[:64].astype(named.get_input_details()[0]["dtype"])
+    by_signature = [interpreter.get_signature_runner("serving_default")(pixels=pixels)
+                    for interpreter in (named, reference)]
+    np.testing.assert_array_equal(*(list(outputs.values())[0] for outputs in by_signature))
+    np.testing.assert_array_equal(*(measure.outputs(tmp_path / f"{n}.tflite", bar_dataset.x_test)
+                                    for n in ("named", "stripped")))
 
 
 @pytest.mark.parametrize("scope", ["local", "global"])

@@ -17,7 +17,7 @@ finetune_epochs = 1
 batch_size = 32
 seed = { low = 0, high = 100000 }
 quant = "int8"
-strip_names = true  # the direct conversion: seconds faster per trial
+strip_names = true
 """
 
 

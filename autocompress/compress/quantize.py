@@ -16,6 +16,7 @@ import tensorflow_model_optimization as tfmot
 
 from autocompress._tf import keras, tf
 from autocompress.quiet import native_stderr_dropped
+from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E501
@@ -80,8 +81,18 @@ def _pin_pixel_range(model: keras.Model) -> None:
 def convert(model: keras.Model, mode: str, x_train: np.ndarray, per_channel: bool = True,
             strip_names: bool = False) -> bytes:
     """The ``.tflite`` flatbuffer of ``model`` in quantization ``mode``; ``per_channel = False``
-    keeps one weight scale per tensor; ``strip_names`` drops tensor names and signatures."""
-    converter = _converter(model, keep_signature=not strip_names)
+    keeps one weight scale per tensor; ``strip_names`` drops tensor names and signatures, else the
+    file has the ``serving_default`` signature TFLite's Keras path gives (:func:`_signed`)."""
+    converter = configure(_converter(model), mode, x_train, per_channel)
+    with warnings.catch_warnings(), native_stderr_dropped():  # "fully_quantize: 0, ..." and a warning that the
+        warnings.simplefilter("ignore", UserWarning)  # uint8 input's range was not given: calibration gives it
+        flatbuffer = converter.convert()
+    return _strip_names(flatbuffer) if strip_names else _signed(flatbuffer, model)
+
+
+def configure(converter: tf.lite.TFLiteConverter, mode: str, x_train: np.ndarray,
+              per_channel: bool = True) -> tf.lite.TFLiteConverter:
+    """``converter`` set for quantization ``mode`` (int8 calibrated on ``x_train``)."""
     converter._experimental_disable_per_channel = not per_channel  # the converter's only switch for it
     if mode in ("dynamic", "float16", "int8", "qat"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -91,23 +102,38 @@ def convert(model: keras.Model, mode: str, x_train: np.ndarray, per_channel: boo
         converter.representative_dataset = representative_data(x_train)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
-    with warnings.catch_warnings(), native_stderr_dropped():  # "fully_quantize: 0, ..." and a warning that the
-        warnings.simplefilter("ignore", UserWarning)  # uint8 input's range was not given: calibration gives it
-        flatbuffer = converter.convert()
-    return _strip_names(flatbuffer) if strip_names else flatbuffer
+    return converter
 
 
-def _converter(model: keras.Model, keep_signature: bool) -> tf.lite.TFLiteConverter:
-    """TFLite's converter for ``model``. Its Keras path writes a SavedModel first, for the
-    ``serving_default`` signature. Without a signature the traced call is frozen directly: the
-    same outputs, several times faster (measured in docs/BENCHMARKS.md, "Conversion")."""
-    if keep_signature:
-        return tf.lite.TFLiteConverter.from_keras_model(model)
+def _converter(model: keras.Model) -> tf.lite.TFLiteConverter:
+    """TFLite's converter for ``model``'s traced call, frozen directly. TFLite's Keras path
+    (``from_keras_model``) writes a SavedModel first, only for the signature: the same outputs,
+    several times slower (docs/BENCHMARKS.md, "Conversion")."""
     call = tf.function(lambda pixels: model(pixels, training=False))
-    spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
+    spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype, name=model.input_names[0])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function(spec)], model)
     converter.experimental_lower_to_saved_model = False
     return converter
+
+
+def _signed(flatbuffer: bytes, model: keras.Model) -> bytes:
+    """``flatbuffer`` with the signature TFLite's Keras path writes: ``serving_default``, keyed by the
+    Keras model's input and output names (``pixels``, ``logits``), which its tensors take too."""
+    tflite = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    graph = tflite.subgraphs[0]
+    signature = schema.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = b"serving_default", 0
+    signature.inputs = [_tensor_map(graph, index, name) for index, name in zip(graph.inputs, model.input_names)]
+    signature.outputs = [_tensor_map(graph, index, name) for index, name in zip(graph.outputs, model.output_names)]
+    tflite.signatureDefs = [signature]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(tflite))
+
+
+def _tensor_map(graph, index: int, name: str):
+    graph.tensors[index].name = name.encode()
+    entry = schema.TensorMapT()
+    entry.name, entry.tensorIndex = name.encode(), index
+    return entry
 
 
 def _strip_names(flatbuffer: bytes) -> bytes:
