@@ -112,19 +112,20 @@ def test_bad_teacher_file(bar_dataset, tmp_path):
         load_user_teacher(bar_dataset, wrong_classes, tmp_path / "cache")
 
 
-def test_an_unwritable_trial_folder_stops_cleanly_and_the_study_resumes(bar_npz, session_cache, tmp_path):
-    space = tmp_path / "space.toml"
+def test_an_unwritable_trial_folder_stops_cleanly_and_the_study_resumes(bar_npz, tmp_path):
+    space, cache = tmp_path / "space.toml", tmp_path / "cache"
     space.write_text(SEARCH_SPACE.replace('distill = [true, false]', 'distill = false'))
     out = tmp_path / "study"
     out.mkdir()
     (out / "trials").write_text("a file where the trial folders should go")
-    command = search_command(bar_npz, space, session_cache, out, "--trials", "2")
+    command = search_command(bar_npz, space, cache, out, "--trials", "2")
     blocked = subprocess.run(command, capture_output=True, text=True)
     assert blocked.returncode == 2 and "5 trials in a row failed" in blocked.stderr
     assert "Traceback" not in blocked.stderr
     study = open_study(out)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * 5  # consistent: nothing half-recorded
     assert not (out / "cache" / "students").exists()  # each failed before training a student
+    assert not (cache / "teachers").exists()  # and the space does not distil: no teacher was trained either
 
     (out / "trials").unlink()
     resumed = subprocess.run(command, capture_output=True, text=True)

@@ -176,6 +176,21 @@ def test_builtin_spaces_load_and_suggest_valid_configurations():
             assert config.prune_structure != "2:4" or config.sparsity == 0.5
             assert config.per_channel or config.quant == "int8"
             study.tell(trial, state=TrialState.FAIL)
+        assert space.distils()  # each trains the teacher before its first trial
+
+
+@pytest.mark.parametrize("table, distils", [
+    ({"distill": [True, False], "alpha": 0.5}, True), ({"alpha": {"low": 0.2, "high": 1.0}}, True),
+    ({"distill": False, "alpha": 0.5}, False), ({"distill": [False], "alpha": [0.5]}, False),
+    ({"distill": True}, False), ({"distill": True, "alpha": [1.0]}, False), ({"temperature": 4.0}, False),
+])
+def test_a_space_distils_only_when_some_draw_has_alpha_below_one(table, distils):
+    """What decides whether a search trains the teacher before its first trial."""
+    space = SearchSpace.from_dict({"student": "cnn", **table})
+    assert space.distils() is distils
+    draws = [space.suggest(optuna.trial.FixedTrial(params)).distills
+             for params in ({"distill": True, "alpha": 0.2}, {"distill": True, "alpha": 0.5})]
+    assert any(draws) is distils  # the same answer as the configurations it draws
 
 
 def test_a_built_wheel_ships_every_builtin_space(tmp_path):

@@ -152,6 +152,16 @@ class SearchSpace:
                 params[knob.name] = knob.low
         return params
 
+    def distils(self) -> bool:
+        """Whether some configuration drawn from it distils (alpha below 1), so a search needs the teacher."""
+        knobs = {k.name: k for k in self.knobs}
+        switch, alpha = knobs.get("distill"), knobs.get("alpha")
+        if switch is not None and True not in (switch.choices or (switch.value,)):
+            return False
+        if alpha is None:  # alpha stays 1: plain training
+            return False
+        return (alpha.low if alpha.low is not None else min(alpha.choices or (alpha.value,))) < 1
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description, stored in the study to detect a changed space on resume.
 

@@ -16,8 +16,8 @@ from autocompress.search.study._liveness import retry_dead_workers_trials
 from autocompress.search.study._loop import MAX_FAILURES_IN_A_ROW, MAX_REPEATS_IN_A_ROW, work
 from autocompress.search.study._objective import Objective
 from autocompress.search.study._sampler import directions, make_sampler
-from autocompress.search.study._worker import prepare, space_distils, worker_main
+from autocompress.search.study._worker import prepare, worker_main
 
 __all__ = ["MAX_FAILURES_IN_A_ROW", "MAX_REPEATS_IN_A_ROW", "Objective", "create_or_resume", "directions",
-           "library_versions", "make_sampler", "prepare", "retry_dead_workers_trials", "space_distils", "work",
+           "library_versions", "make_sampler", "prepare", "retry_dead_workers_trials", "work",
            "worker_main"]

@@ -12,7 +12,6 @@ import optuna
 
 from autocompress.errors import UserError
 from autocompress.search.settings import EXIT_REPLACE_ME, SearchSettings, WorkerArgs
-from autocompress.search.space import SearchSpace
 from autocompress.search.study._identity import create_or_resume
 from autocompress.search.study._loop import work
 from autocompress.search.study._native import die_with_parent
@@ -53,7 +52,7 @@ def worker_main(arguments: str) -> None:
     settings = args.settings
     try:
         study, space, context = prepare(settings, args.slot, WorkerArgs.space_file(args.run_folder))
-        if space_distils(space):
+        if space.distils():
             context.get_teacher()  # trained here, once, before the first trial
         more = work(study, Objective(settings, space, context, settings.location()), settings.trials,
                     args.deadline, settings.trials_per_process or None, args.run_started)
@@ -67,7 +66,3 @@ def worker_main(arguments: str) -> None:
 
 def _interrupted(signum, frame):
     raise KeyboardInterrupt
-
-
-def space_distils(space: SearchSpace) -> bool:
-    return any(k.name in ("distill", "alpha") for k in space.knobs)
