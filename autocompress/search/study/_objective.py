@@ -35,7 +35,6 @@ class Objective:
     versions: dict = field(default_factory=library_versions)
 
     def __call__(self, trial: optuna.Trial):
-        release_memory()
         config = self.space.suggest(trial)
         if self.space.budget is not None:
             config = self.space.budget.allocate(config, trial.study)
@@ -115,6 +114,7 @@ class Objective:
             # its student stopped at the rung before and was not trained in full since: judge it on that rung
             number, accuracy = earlier
             self._judge(trial, config, measured_in=number)(accuracy)
+        release_memory()  # the earlier trials' models (a repeat or a trial stopped before training builds none)
         result = pipeline.run(config, self.context, out_dir, callbacks)
         return {key: value for key, value in result.to_dict().items() if key != "config"}
 
