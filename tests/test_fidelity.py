@@ -57,16 +57,16 @@ def test_a_trial_dominated_at_its_rung_is_stopped_there(bar_npz, tmp_path):
             user_attrs={**first.user_attrs, "rung_accuracy": 1.0, "val_accuracy": 1.0, "test_accuracy": 1.0,
                         "tflite_bytes": 100}))
 
-    trial = search(MIN_HISTORY + 2, 3)[-1]
+    # a new student, then the same student again (same seed): the second is judged on the first's
+    # rung accuracy, before any training
+    for _ in range(2):
+        study.enqueue_trial({"seed": 7})
+    trial, repeat = search(MIN_HISTORY + 3, 3)[-2:]
     assert trial.state == TrialState.PRUNED and 0 <= trial.user_attrs["rung_accuracy"] <= 1
     assert trial.user_attrs["pruned_reason"].startswith("multi-fidelity: ") and "after 1 of 3 epochs" in \
         trial.user_attrs["pruned_reason"]
     assert not (out / "trials" / f"{trial.number:05d}" / "model.tflite").exists()  # stopped before quantization
-
-    # the same student again (same seed): judged on that trial's rung accuracy, before any training
-    study.enqueue_trial({"seed": trial.params["seed"]})
-    repeat = search(len(study.trials), 4)[-1]
-    assert repeat.state == TrialState.PRUNED and repeat.params == trial.params
+    assert repeat.state == TrialState.PRUNED and repeat.params == trial.params == {"seed": 7}
     assert repeat.user_attrs["rung_trial"] == trial.number
     assert repeat.user_attrs["rung_accuracy"] == trial.user_attrs["rung_accuracy"]
     assert f"after 1 of 3 epochs (its student's, in trial {trial.number})" in repeat.user_attrs["pruned_reason"]
