@@ -53,7 +53,7 @@ SHARED_FIXTURES = ("tiny_study", "finished_study", "ram_study", "precision_runs"
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (it runs first otherwise)
 def pytest_collection_modifyitems(items):
-    """Under ``pytest -n 2 --dist loadgroup``, the tests of one expensive fixture run on one worker,
+    """Under ``pytest -n 3 --dist loadgroup``, the tests of one expensive fixture run on one worker,
     which builds it once (each worker would build its own)."""
     for item in items:
         for name in SHARED_FIXTURES:
