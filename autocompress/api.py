@@ -17,12 +17,15 @@ def list_datasets(data_dir: str | Path | None = None) -> dict[str, Path | None]:
 
 
 def get_teacher(dataset: Dataset, cache_dir: str | Path | None = None, *, epochs: int | None = None, seed: int = 0,
-                teacher_path: str | Path | None = None, callbacks=(), precision: str = "auto") -> Teacher:
-    """The user's teacher (``teacher_path``), or the built-in one: trained once (in ``precision``:
-    ``auto``, ``float32`` or ``bfloat16``), then loaded from the cache."""
+                teacher_path: str | Path | None = None, callbacks=(), precision: str = "auto",
+                custom_objects: dict | None = None, safe_mode: bool = True) -> Teacher:
+    """The user's teacher (``teacher_path``: a Keras 3 or tf_keras file, opened with
+    ``custom_objects`` and ``safe_mode`` as Keras does), or the built-in one: trained once (in
+    ``precision``: ``auto``, ``float32`` or ``bfloat16``), then loaded from the cache. Either way
+    later calls, and ``--teacher`` with the same file, read the cached logits."""
     cache = default_cache_dir(cache_dir)
     if teacher_path is not None:
-        return load_user_teacher(dataset, teacher_path, cache)
+        return load_user_teacher(dataset, teacher_path, cache, custom_objects=custom_objects, safe_mode=safe_mode)
     recipe = default_recipe(dataset, epochs, seed, resolve_precision(precision))
     return train_or_load(dataset, recipe, cache, callbacks=callbacks)
 

@@ -2,9 +2,10 @@
 
 A teacher is trained once per (dataset, architecture, width, budget, seed) and stored in
 ``<cache>/teachers/<key>/`` with its validation and test accuracy and its logits on the
-train split (plain and horizontally flipped) and the validation split. Later calls load it
-in seconds. A user's own model (``teacher_path``) is validated and its logits cached the
-same way, keyed by the file's content.
+train split (plain and horizontally flipped) and the validation split. Later calls load
+those in seconds. A user's own model (``teacher_path``: Keras 3 or tf_keras, see
+:mod:`autocompress.user_model`) is validated and its logits cached the same way, keyed by
+the file's content.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from autocompress.models import build_model
 from autocompress.precision import Precision, as_float32, policy
 from autocompress.strong_teacher import build_airbench, decay_for, train_airbench
 from autocompress.training import TrainingConfig, keras_accuracy, predict_logits, train
+from autocompress.user_model import load_user_model
 
 FLIPPABLE = ("fashion_mnist", "cifar10", "cifar100")
 STRONG_TEACHER_MIN_IMAGES = 10_000  # below that, batches of 1024 leave too few steps per epoch
@@ -47,9 +49,8 @@ class TeacherRecipe:
 
 @dataclass(frozen=True, eq=False)
 class Teacher:
-    """A trained model with its cached logits, as distillation reads them."""
+    """A trained model's cached logits and accuracy, as distillation reads them."""
 
-    model: keras.Model = field(repr=False)
     name: str
     params: int
     val_accuracy: float
@@ -86,27 +87,23 @@ def default_recipe(dataset: Dataset, epochs: int | None = None, seed: int = 0,
 def _load(path: Path) -> Teacher:
     info = json.loads((path / "teacher.json").read_text())
     logits = np.load(path / "logits.npz")
-    model = keras.models.load_model(path / "model.keras", compile=False)
-    return Teacher(model=model, logits_train=logits["train"], logits_train_flipped=logits["train_flipped"],
+    return Teacher(logits_train=logits["train"], logits_train_flipped=logits["train_flipped"],
                    logits_val=logits["val"], path=path, **info)
 
 
-def _store(path: Path, model: keras.Model, dataset: Dataset, name: str, key: str, seconds: float,
-           probabilities: bool = False) -> Teacher:
-    """Measure ``model``, compute its logits and write everything to ``path`` atomically.
+def _store(path: Path, model: keras.Model, dataset: Dataset, name: str, key: str, seconds: float) -> Teacher:
+    """Measure ``model`` (tf_keras or Keras 3), compute its logits and write everything to ``path`` atomically.
 
-    ``probabilities``: the model ends in a softmax; its log-probabilities serve as logits.
+    A model whose outputs are probabilities (it ends in a softmax) gives log-probabilities as logits.
     """
-
-    def logits_of(x, flip=False):
-        out = predict_logits(model, x, flip=flip)
-        return np.log(np.clip(out, 1e-12, None)) if probabilities else out
-
-    logits = {
-        "train": logits_of(dataset.x_train),
-        "train_flipped": logits_of(dataset.x_train, flip=True),
-        "val": logits_of(dataset.x_val),
+    outputs = {
+        "train": predict_logits(model, dataset.x_train),
+        "train_flipped": predict_logits(model, dataset.x_train, flip=True),
+        "val": predict_logits(model, dataset.x_val),
     }
+    val = outputs["val"]
+    probabilities = bool(np.all(val >= 0) and np.allclose(val.sum(axis=1), 1.0, atol=1e-3))
+    logits = {split: np.log(np.clip(out, 1e-12, None)) if probabilities else out for split, out in outputs.items()}
     info = {
         "name": name,
         "key": key,
@@ -154,24 +151,20 @@ def train_or_load(dataset: Dataset, recipe: TeacherRecipe, cache_dir: Path, *, p
     return _store(path, as_float32(model), dataset, name, key, time.perf_counter() - started)
 
 
-def load_user_teacher(dataset: Dataset, teacher_path: str | Path, cache_dir: Path) -> Teacher:
-    """Validate a user's saved Keras model (.keras, .h5 or SavedModel) against ``dataset`` and cache its logits.
+def load_user_teacher(dataset: Dataset, teacher_path: str | Path, cache_dir: Path, *,
+                      custom_objects: dict | None = None, safe_mode: bool = True) -> Teacher:
+    """Validate a user's saved Keras model against ``dataset`` and cache its logits.
 
-    The model must take raw pixels (0-255) of the dataset's shape and output one score per
-    class; softmax outputs are turned into log-probabilities (valid logits).
+    Any file :func:`~autocompress.user_model.load_user_model` opens (Keras 3 or tf_keras; its
+    ``custom_objects`` and ``safe_mode``). The model must take raw pixels (0-255) of the dataset's
+    shape and output one score per class: logits or probabilities.
     """
     source = Path(teacher_path)
-    if not source.exists():
-        raise UserError(f"teacher file {source} does not exist; pass a saved Keras model (.keras, .h5 or a SavedModel folder)")
-    key = content_hash(source)
+    key = content_hash(source) if source.exists() else ""
     path = Path(cache_dir) / "teachers" / f"{dataset.name}-user-{key}"
-    if (path / "teacher.json").exists():
+    if key and (path / "teacher.json").exists():
         return _load(path)
-    try:
-        model = keras.models.load_model(source, compile=False)
-    except Exception as error:  # any load failure is a bad file from the user's point of view
-        raise UserError(f"cannot load teacher {source} as a Keras model ({type(error).__name__}); "
-                        "save it with model.save('teacher.keras') using tf_keras") from None
+    model = load_user_model(source, "teacher", custom_objects=custom_objects, safe_mode=safe_mode)
     expected = (None, *dataset.input_shape)
     if tuple(model.input_shape) != expected:
         raise UserError(f"teacher {source} takes inputs of shape {tuple(model.input_shape)} but {dataset.name} "
@@ -179,5 +172,4 @@ def load_user_teacher(dataset: Dataset, teacher_path: str | Path, cache_dir: Pat
     if model.output_shape[-1] != dataset.num_classes:
         raise UserError(f"teacher {source} outputs {model.output_shape[-1]} classes but {dataset.name} has "
                         f"{dataset.num_classes}; pass a teacher trained on this dataset")
-    softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
-    return _store(path, model, dataset, f"user:{source.name}", key, 0.0, probabilities=softmax)
+    return _store(path, model, dataset, f"user:{source.name}", key, 0.0)
