@@ -1,4 +1,5 @@
-"""Several workers on one PostgreSQL study: a real server on loopback, exactly N trials, every artifact."""
+"""PostgreSQL studies on a real server on loopback: several workers share one (exactly N trials, every
+artifact), and a server restart mid-study is survived."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,8 +24,23 @@ def _as_postgres(*command: str) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
 
 
+@dataclass(frozen=True)
+class Server:
+    """A PostgreSQL server in ``data`` serving one database at ``url``."""
+
+    url: str
+    data: Path
+    bin_dir: str
+    port: int
+
+    def pg_ctl(self, *action: str) -> None:
+        subprocess.run(_as_postgres(f"{self.bin_dir}/pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"),
+                                    "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", *action),
+                       check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
-def postgres_url():
+def postgres():
     if not BINARIES:
         pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql; .ci/run installs it)")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
@@ -33,17 +51,17 @@ def postgres_url():
     bin_dir, port = BINARIES[-1], free_port()
     subprocess.run(_as_postgres(f"{bin_dir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust"),
                    check=True, capture_output=True)
-    subprocess.run(_as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                                f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"),
-                   check=True, capture_output=True)
+    server = Server(f"postgresql://postgres@127.0.0.1:{port}/autocompress", data, bin_dir, port)
+    server.pg_ctl("start")
     subprocess.run(_as_postgres(f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
                                 "autocompress"), check=True, capture_output=True)
-    yield f"postgresql://postgres@127.0.0.1:{port}/autocompress"
+    yield server
     subprocess.run(_as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"), capture_output=True)
     shutil.rmtree(data, ignore_errors=True)
 
 
-def test_three_workers_share_one_postgresql_study(postgres_url, bar_npz, session_cache, tmp_path):
+def test_three_workers_share_one_postgresql_study(postgres, bar_npz, session_cache, tmp_path):
+    postgres_url = postgres.url
     space = tmp_path / "space.toml"
     space.write_text(SEARCH_SPACE)
     out = tmp_path / "study"
@@ -57,6 +75,43 @@ def test_three_workers_share_one_postgresql_study(postgres_url, bar_npz, session
     assert len({t.number for t in complete}) == 5
     folders = {Path(t.user_attrs["tflite_path"]).parent for t in complete}
     assert len(folders) == 5  # each trial wrote its own folder: none ran twice
+    for trial in complete:
+        for artifact_id in trial.user_attrs["artifacts"].values():
+            assert (out / "artifacts" / artifact_id).is_file()
+
+
+def _trials(url: str, name: str, state) -> list:
+    """The trials in ``state`` of the study ``name`` another process is searching (none before it exists)."""
+    try:
+        return open_study(url, name).get_trials(deepcopy=False, states=(state,))
+    except KeyError:
+        return []
+
+
+def test_a_server_restart_mid_study_is_survived(postgres, bar_npz, session_cache, tmp_path):
+    """``pg_ctl restart -m fast`` (every connection dropped) while a trial trains, then again while
+    the next one does: the search reconnects and completes its 3 trials, every artifact stored."""
+    from optuna.trial import TrialState
+
+    space = tmp_path / "space.toml"
+    space.write_text(SEARCH_SPACE.replace('distill = [true, false]', 'distill = false'))
+    out = tmp_path / "study"
+    command = search_command(bar_npz, space, session_cache, out, "--trials", "3", "--seed", "3",
+                             "--storage", postgres.url, "--study-name", "restarted")
+    search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    restarted_during = []
+    deadline = time.time() + 300
+    while search.poll() is None and len(restarted_during) < 2 and time.time() < deadline:
+        running = _trials(postgres.url, "restarted", TrialState.RUNNING)
+        if running and running[0].number not in restarted_during:
+            postgres.pg_ctl("-m", "fast", "restart")
+            restarted_during.append(running[0].number)
+        time.sleep(0.5)
+    _, stderr = search.communicate(timeout=600)
+    assert len(restarted_during) == 2, stderr[-9000:]
+    assert search.returncode == 0, stderr[-3000:]
+    complete = counted_trials(open_study(postgres.url, "restarted"))
+    assert len(complete) == 3
     for trial in complete:
         for artifact_id in trial.user_attrs["artifacts"].values():
             assert (out / "artifacts" / artifact_id).is_file()

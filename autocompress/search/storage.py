@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -19,6 +20,8 @@ from autocompress.errors import UserError
 from autocompress.search.record import StudyRecord
 
 HEARTBEAT_SECONDS = 30
+OUTAGE_SECONDS = 300  # how long a search waits for an unreachable database server before it stops
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
 _SCHEMA_ATTEMPTS = 5
 
 
@@ -91,9 +94,12 @@ def _lost_schema_race(error: Exception) -> bool:
 
 
 def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
+    """Optuna's RDB storage; a database server's pooled connections are checked before each use, so a
+    server restart (which drops them all) costs a reconnect, not the search (Optuna does so for MySQL only)."""
+    server = {} if url.startswith("sqlite") else {"engine_kwargs": {"pool_pre_ping": True}}
     with experimental_allowed():
         return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                          heartbeat_stale_trial_callback=retry_callback())
+                          heartbeat_stale_trial_callback=retry_callback(), **server)
 
 
 @contextlib.contextmanager

@@ -142,11 +142,24 @@ class _Watcher:
         self.backend: optuna.storages.BaseStorage | None = None
         self.reported: set[int] = set()
         self.first_trial_started = self.more_started = False
+        self.unreachable_since: float | None = None
 
     def poll(self) -> None:
-        if self.study is None and not self._open():
-            return
-        trials = self.study.get_trials(deepcopy=False)
+        """Report newly finished trials. A database server that cannot be reached (restarting) skips
+        the poll; one unreachable for ``OUTAGE_SECONDS`` stops the search with one line."""
+        try:
+            if self.study is None and not self._open():
+                return
+            trials = self.study.get_trials(deepcopy=False)
+        except storage_mod.STORAGE_ERRORS as error:
+            self.unreachable_since = self.unreachable_since or time.time()
+            if time.time() - self.unreachable_since < storage_mod.OUTAGE_SECONDS:
+                return
+            cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
+            raise UserError(f"the study's storage has been unreachable for {storage_mod.OUTAGE_SECONDS} s "
+                            f"({str(cause).splitlines()[0]}); fix the database, then rerun the same command to "
+                            "resume") from error
+        self.unreachable_since = None
         self.first_trial_started = self.first_trial_started or any(t.state != optuna.trial.TrialState.WAITING
                                                                    for t in trials)
         for trial in trials:

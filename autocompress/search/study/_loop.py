@@ -7,13 +7,12 @@ import time
 from typing import Callable
 
 import optuna
-import sqlalchemy
 from optuna.trial import TrialState
 
 from autocompress.errors import UserError
 from autocompress.search.record import TrialRecord, write
 from autocompress.search.settings import finished_or_running
-from autocompress.search.storage import experimental_allowed
+from autocompress.search.storage import STORAGE_ERRORS, experimental_allowed
 from autocompress.search.study._liveness import retry_dead_workers_trials, this_process, worth_waiting_for
 from autocompress.search.study._objective import Objective
 
@@ -77,7 +76,7 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
             if not taken:
                 raise
             taken.clear()
-        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as error:
+        except STORAGE_ERRORS as error:
             cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
             raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
                             "space or fix the database, then rerun the same command to resume") from error
