@@ -255,6 +255,7 @@ def test_a_search_with_a_zero_cache_limit_reuses_nothing_and_keeps_no_models(bar
 def test_a_repeated_configuration_takes_its_twins_result_and_does_not_count(bar_npz, session_cache, tmp_path):
     """A one-configuration space asked for 2 trials: with reuse, the repeats take trial 0's result, do not
     count towards --trials, and after MAX_REPEATS_IN_A_ROW of them the search says why it stops short."""
+    from autocompress.search.front import front_trials
     from autocompress.search.settings import finished_or_running
     from autocompress.search.study import MAX_REPEATS_IN_A_ROW
 
@@ -269,6 +270,7 @@ def test_a_repeated_configuration_takes_its_twins_result_and_does_not_count(bar_
     assert_user_error(result, f"{MAX_REPEATS_IN_A_ROW} configurations in a row", "stops at 1 distinct trials of 2")
     assert len(rest) == MAX_REPEATS_IN_A_ROW - 1 and [t.number for t in finished_or_running(study)] == [0]
     assert all(t.user_attrs["repeats"] == 0 and t.values == first.values for t in (second, *rest))
+    assert [t.number for t in front_trials(study)] == [0]  # one front point, not one per repeat
     assert len({t.user_attrs["worker_pid"] for t in study.get_trials()}) == 1  # repeats train nothing: no new worker
     assert second.user_attrs["stage_seconds"] == {} and second.user_attrs["test_accuracy"] == first.user_attrs["test_accuracy"]
     twin_file, copy = (out / "trials" / f"{n:05d}" / "model.tflite" for n in (0, 1))

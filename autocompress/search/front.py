@@ -24,11 +24,13 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict:
 
 
 def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Optuna's Pareto-optimal (and feasible) trials, smallest first."""
+    """Optuna's Pareto-optimal (and feasible) trials, smallest first; without repeats, which are copies
+    of a front trial's result."""
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise UserError(f"study {study.study_name!r} has no completed trial yet; run autocompress search first")
     size_index = 1
-    return sorted(study.best_trials, key=lambda t: t.values[size_index])
+    distinct = [t for t in study.best_trials if TrialRecord.of(t).repeats is None]
+    return sorted(distinct, key=lambda t: t.values[size_index])
 
 
 def front_rows(study: optuna.Study) -> list[dict]:
