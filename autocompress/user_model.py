@@ -35,7 +35,7 @@ def load_user_model(path: str | Path, what: str = "model", *, custom_objects: di
     writer, config = _writer_and_config(source, what)
     if safe_mode and _LAMBDA.search(config):
         raise UserError(f"{what} {source} has a Lambda layer, whose stored Python code would run on loading; "
-                        "replace it with built-in layers, or load the file yourself and pass safe_mode=False in Python")
+                        "replace it with built-in layers, or if you trust the file pass safe_mode=False to get_teacher in Python")
     try:
         if writer == 3:
             import keras as keras3  # Keras 3, beside tf_keras: only when a file needs it

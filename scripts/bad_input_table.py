@@ -45,6 +45,13 @@ def files(root: Path) -> dict[str, Path]:
     (root / "space_range.toml").write_text("[space]\nsparsity = { low = 0.8, high = 0.2 }\n")
     (root / "space_empty.toml").write_text("[space]\nquant = []\n")
     (root / "teacher.keras").write_bytes(b"not a model")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tf_keras
+
+    layers = tf_keras.layers
+    lambda_model = tf_keras.Sequential([tf_keras.Input((8, 8, 1)), layers.Lambda(lambda t: t * 2), layers.Flatten(),
+                                        layers.Dense(2)])
+    lambda_model.save(root / "lambda.h5")
     return made
 
 
@@ -61,6 +68,7 @@ def cases(root: Path, bars: str) -> list[tuple[str, list[str], str]]:
         ("corrupt IDX file", ["teacher", "--dataset", str(f["idx"])], "test_data.py::test_bad_idx_files"),
         ("empty class folders", ["teacher", "--dataset", str(f["images"])], "test_data.py::test_bad_image_folders"),
         ("teacher file that is not a model", ["teacher", "--dataset", bars, "--teacher", str(root / "teacher.keras")], "test_reliability.py::test_bad_teacher_file"),
+        ("teacher with a Lambda layer", ["teacher", "--dataset", bars, "--teacher", str(root / "lambda.h5")], "test_user_teacher.py::test_a_lambda_layer_is_refused_before_its_code_can_run"),
         ("sparsity outside [0, 1)", ["compress", "--dataset", bars, "--out", str(root / "o"), "--sparsity", "1.5"], "test_compress.py::test_invalid_configurations_fail_before_any_training"),
         ("temperature <= 0", ["compress", "--dataset", bars, "--out", str(root / "o"), "--temperature", "0", "--alpha", "0.5"], "test_compress.py::test_invalid_configurations_fail_before_any_training"),
         ("alpha outside [0, 1]", ["compress", "--dataset", bars, "--out", str(root / "o"), "--alpha", "1.5"], "test_compress.py::test_invalid_configurations_fail_before_any_training"),
