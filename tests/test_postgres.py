@@ -1,5 +1,5 @@
 """PostgreSQL studies on a real server on loopback: several workers share one (exactly N trials, every
-artifact), and a server restart mid-study is survived."""
+artifact), and a server restart or outage mid-study is survived."""
 
 from __future__ import annotations
 
@@ -89,8 +89,9 @@ def _trials(url: str, name: str, state) -> list:
 
 
 def test_a_server_restart_mid_study_is_survived(postgres, bar_npz, session_cache, tmp_path):
-    """``pg_ctl restart -m fast`` (every connection dropped) while a trial trains, then again while
-    the next one does: the search reconnects and completes its 3 trials, every artifact stored."""
+    """The server restarted (``pg_ctl -m fast``: every connection dropped) while a trial trains, then
+    stopped for 15 s as a later trial ends: the search reconnects, fails and reruns the trial it could
+    not record, and completes its 3 trials with every artifact stored."""
     from optuna.trial import TrialState
 
     space = tmp_path / "space.toml"
@@ -99,19 +100,26 @@ def test_a_server_restart_mid_study_is_survived(postgres, bar_npz, session_cache
     command = search_command(bar_npz, space, session_cache, out, "--trials", "3", "--seed", "3",
                              "--storage", postgres.url, "--study-name", "restarted")
     search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    restarted_during = []
+    disrupted: list[int] = []
     deadline = time.time() + 300
-    while search.poll() is None and len(restarted_during) < 2 and time.time() < deadline:
-        running = _trials(postgres.url, "restarted", TrialState.RUNNING)
-        if running and running[0].number not in restarted_during:
+    while search.poll() is None and len(disrupted) < 2 and time.time() < deadline:
+        running = [t.number for t in _trials(postgres.url, "restarted", TrialState.RUNNING) if t.number not in disrupted]
+        if running and not disrupted:
             postgres.pg_ctl("-m", "fast", "restart")
-            restarted_during.append(running[0].number)
-        time.sleep(0.5)
+            disrupted.append(running[0])
+        elif running and (out / "trials" / f"{running[0]:05d}" / "model.tflite").exists():  # about to end
+            postgres.pg_ctl("-m", "fast", "stop")
+            time.sleep(15)
+            postgres.pg_ctl("start")
+            disrupted.append(running[0])
+        time.sleep(0.2)
     _, stderr = search.communicate(timeout=600)
-    assert len(restarted_during) == 2, stderr[-9000:]
-    assert search.returncode == 0, stderr[-3000:]
-    complete = counted_trials(open_study(postgres.url, "restarted"))
-    assert len(complete) == 3
-    for trial in complete:
+    assert len(disrupted) == 2 and search.returncode == 0, stderr[-3000:]
+    study = open_study(postgres.url, "restarted")
+    assert len(counted_trials(study)) == 3
+    unrecorded = study.trials[disrupted[1]]
+    assert unrecorded.state == TrialState.FAIL
+    assert unrecorded.user_attrs["fail_reason"].startswith("the storage could not be reached as it ended")
+    for trial in counted_trials(study):
         for artifact_id in trial.user_attrs["artifacts"].values():
             assert (out / "artifacts" / artifact_id).is_file()

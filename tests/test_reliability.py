@@ -195,20 +195,24 @@ def test_a_full_disk_mid_study_keeps_the_storage_consistent_and_the_study_resuma
 
 
 def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_at_once(tmp_path):
-    """Same host, process gone: FAIL and queued again now. A live process's trial, or another host's
-    (watched by its heartbeat), is left running."""
+    """Same host, process gone: FAIL and queued again now; so is the caller's own RUNNING trial (called
+    between trials, it is one a storage outage left unended). Another live process's trial, or another
+    host's (watched by its heartbeat), is left running."""
     from autocompress.search import storage as storage_mod
     from autocompress.search.study import retry_dead_workers_trials
-    from autocompress.search.study._liveness import this_process
+    from autocompress.search.study._liveness import _process_start, this_process
 
     backend = storage_mod.open_storage(storage_mod.locate("s", tmp_path))
     study = optuna.create_study(study_name="s", storage=backend, directions=["maximize", "minimize"])
     gone = subprocess.Popen(["true"])
     gone.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    host = this_process()["worker_host"]
     owners = {"dead": {**this_process(), "worker_pid": gone.pid, "worker_started": "1"},
-              "live": this_process(),
+              "mine": this_process(),
+              "live": {**this_process(), "worker_pid": live.pid, "worker_started": _process_start(live.pid)},
               "elsewhere": {**this_process(), "worker_host": "another-machine", "worker_pid": 1},
-              "starting": {"worker_host": this_process()["worker_host"], "worker_pid": os.getpid()}}  # no start time yet
+              "starting": {"worker_host": host, "worker_pid": live.pid}}  # no start time yet
     numbers = {}
     for owner, attrs in owners.items():
         trial = study.ask({"width": optuna.distributions.CategoricalDistribution([0.25, 0.5])})
@@ -216,16 +220,19 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
             trial.set_user_attr(key, value)
         numbers[owner] = trial.number
 
-    assert retry_dead_workers_trials(study) == [numbers["dead"]]
+    assert retry_dead_workers_trials(study) == [numbers["dead"], numbers["mine"]]
+    live.kill()
     trials = study.get_trials()
-    assert trials[numbers["dead"]].state == TrialState.FAIL
-    assert trials[numbers["dead"]].user_attrs["fail_reason"] == f"its worker (pid {gone.pid} on " \
-                                                              f"{this_process()['worker_host']}) died"
+    assert trials[numbers["dead"]].state == trials[numbers["mine"]].state == TrialState.FAIL
+    assert trials[numbers["dead"]].user_attrs["fail_reason"] == f"its worker (pid {gone.pid} on {host}) died"
+    assert trials[numbers["mine"]].user_attrs["fail_reason"] == \
+        f"the storage could not be reached as it ended (pid {os.getpid()} on {host})"
     assert {trials[numbers[owner]].state for owner in ("live", "elsewhere", "starting")} == {TrialState.RUNNING}
-    (retry,) = study.get_trials(states=(TrialState.WAITING,))
-    assert retry.params == trials[numbers["dead"]].params
-    assert not {"fail_reason", "worker_pid"} & set(retry.user_attrs)  # its own worker records itself
-    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == numbers["dead"]
+    retries = study.get_trials(states=(TrialState.WAITING,))
+    assert [RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in retries] == \
+        [numbers["dead"], numbers["mine"]]
+    assert all(t.params == trials[numbers["dead"]].params for t in retries[:1])
+    assert not any({"fail_reason", "worker_pid"} & set(t.user_attrs) for t in retries)  # each worker records itself
     assert retry_dead_workers_trials(study) == []  # nothing twice
 
 

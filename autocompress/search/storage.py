@@ -93,6 +93,12 @@ def _lost_schema_race(error: Exception) -> bool:
     return "IntegrityError" in text or "already exists" in text
 
 
+def reconnects(study: optuna.Study) -> bool:
+    """Whether ``study`` lives on a database server, whose pooled connections reconnect after an outage."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    return isinstance(backend, RDBStorage) and not backend.url.startswith("sqlite")
+
+
 def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
     """Optuna's RDB storage; a database server's pooled connections are checked before each use, so a
     server restart (which drops them all) costs a reconnect, not the search (Optuna does so for MySQL only)."""

@@ -30,19 +30,24 @@ def _process_start(pid: int) -> str | None:
 
 def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose worker ran on this host and is gone (``kill -9``, a crash) and
-    queue each again with the same parameters, as a stale heartbeat would, but at once. A trial of
-    a live process, or of another host, is left to finish or to go stale. The failed trials' numbers."""
+    queue each again with the same parameters, as a stale heartbeat would, but at once. Called
+    between trials, it does the same for this process's own RUNNING trial, which a storage outage
+    left unended. A trial of another live process, or of another host, is left to finish or to go
+    stale. The failed trials' numbers."""
     host, failed = socket.gethostname(), []
+    me = this_process()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         record = TrialRecord.of(trial)
         if record.worker_host != host or record.worker_pid is None:
             continue
-        if _alive(record.worker_pid, record.worker_started):
+        mine = (record.worker_pid, record.worker_started) == (me["worker_pid"], me["worker_started"])
+        if not mine and _alive(record.worker_pid, record.worker_started):
             continue
         storage = study._storage
+        worker = f"pid {record.worker_pid} on {host}"
+        reason = f"the storage could not be reached as it ended ({worker})" if mine else f"its worker ({worker}) died"
         try:
-            write(functools.partial(storage.set_trial_user_attr, trial._trial_id),
-                  fail_reason=f"its worker (pid {record.worker_pid} on {host}) died")
+            write(functools.partial(storage.set_trial_user_attr, trial._trial_id), fail_reason=reason)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it first
             continue

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from autocompress.errors import UserError
 from autocompress.search.record import TrialRecord, write
 from autocompress.search.settings import finished_or_running
-from autocompress.search.storage import STORAGE_ERRORS, experimental_allowed
+from autocompress.search.storage import OUTAGE_SECONDS, STORAGE_ERRORS, experimental_allowed, reconnects
 from autocompress.search.study._liveness import retry_dead_workers_trials, this_process, worth_waiting_for
 from autocompress.search.study._objective import Objective
 
@@ -53,36 +53,69 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
                                "and queued it again")
         return values
 
+    outage = _Outage(study)
     while True:
-        retry_dead_workers_trials(study)
-        counted = finished_or_running(study)
-        if deadline is not None and time.time() >= deadline:
-            return False
-        if len(counted) >= target and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            if not worth_waiting_for(study, [t for t in counted if t.state == TrialState.RUNNING]):
-                return False
-            # another worker's trial is still running: wait for it to end; if that worker dies, its
-            # trial is retried here (at once on this host, else once its heartbeat goes stale)
-            with experimental_allowed():
-                optuna.storages.fail_stale_trials(study)
-            time.sleep(WAIT_SECONDS)
-            continue
-        if limit is not None and ran >= limit:
-            return True
         try:
+            retry_dead_workers_trials(study)  # and this worker's own trial, if the storage dropped out as it ended
+            counted = finished_or_running(study)
+            if deadline is not None and time.time() >= deadline:
+                return False
+            if len(counted) >= target and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                if not worth_waiting_for(study, [t for t in counted if t.state == TrialState.RUNNING]):
+                    return False
+                # another worker's trial is still running: wait for it to end; if that worker dies, its
+                # trial is retried here (at once on this host, else once its heartbeat goes stale)
+                with experimental_allowed():
+                    optuna.storages.fail_stale_trials(study)
+                time.sleep(WAIT_SECONDS)
+                continue
+            if limit is not None and ran >= limit:
+                return True
             ended = []
-            study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: ended.append(t)])
-        except ValueError:  # Optuna then fails to tell the finished trial; its retry is queued: go on
-            if not taken:
+            try:
+                study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: ended.append(t)])
+            except ValueError:  # Optuna then fails to tell the finished trial; its retry is queued: go on
+                if not taken:
+                    raise
+                taken.clear()
+            ran += not (ended and TrialRecord.of(ended[-1]).repeats is not None)
+            _stop_if_failing(study, run_started)
+            _stop_if_repeating(study, run_started, target)
+        except Exception as error:
+            cause = _storage_error(error)
+            if cause is None:
                 raise
-            taken.clear()
-        except STORAGE_ERRORS as error:
-            cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
-            raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
-                            "space or fix the database, then rerun the same command to resume") from error
-        ran += not (ended and TrialRecord.of(ended[-1]).repeats is not None)
-        _stop_if_failing(study, run_started)
-        _stop_if_repeating(study, run_started, target)
+            outage.wait_or_stop(cause)
+            continue
+        outage.since = None
+
+
+def _storage_error(error: BaseException | None) -> BaseException | None:
+    """The storage error behind ``error``, if any: Optuna 5's trial loop turns one raised while it
+    reads back the ended trial into an ``UnboundLocalError``, with the storage error as its context."""
+    while error is not None:
+        if isinstance(error, STORAGE_ERRORS):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _Outage:
+    """A storage error: a database server (restarting, unreachable) is waited for, up to
+    ``OUTAGE_SECONDS``, and its pool reconnects; a file database (SQLite: a full disk) stops at once."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.waits = reconnects(study)
+        self.since: float | None = None
+
+    def wait_or_stop(self, error: Exception) -> None:
+        self.since = self.since or time.time()
+        if self.waits and time.time() - self.since < OUTAGE_SECONDS:
+            time.sleep(WAIT_SECONDS)
+            return
+        cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
+        raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
+                        "space or fix the database, then rerun the same command to resume") from error
 
 
 def _last_ended(study: optuna.Study, run_started: float | None, count: int) -> list[optuna.trial.FrozenTrial]:
