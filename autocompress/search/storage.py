@@ -96,13 +96,39 @@ def _lost_schema_race(error: Exception) -> bool:
 def reconnects(study: optuna.Study) -> bool:
     """Whether ``study`` lives on a database server, whose pooled connections reconnect after an outage."""
     backend = getattr(study._storage, "_backend", study._storage)
-    return isinstance(backend, RDBStorage) and not backend.url.startswith("sqlite")
+    return isinstance(backend, RDBStorage) and _on_server(backend.url)
+
+
+def _on_server(url: str) -> bool:
+    return not url.startswith("sqlite")
+
+
+class Outage:
+    """How long the storage has been failing: an outage is tolerated (``waits``) for ``OUTAGE_SECONDS``."""
+
+    def __init__(self, waits: bool = True) -> None:
+        self.waits = waits
+        self.since: float | None = None
+
+    def tolerates(self) -> bool:
+        """Record a failure; whether to carry on (and retry later) rather than stop."""
+        self.since = self.since or time.time()
+        return self.waits and time.time() - self.since < OUTAGE_SECONDS
+
+    def ended(self) -> None:
+        self.since = None
+
+
+def storage_reason(error: BaseException) -> str:
+    """The first line of the database driver's reason behind a storage error."""
+    cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
+    return str(cause).splitlines()[0]
 
 
 def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
     """Optuna's RDB storage; a database server's pooled connections are checked before each use, so a
     server restart (which drops them all) costs a reconnect, not the search (Optuna does so for MySQL only)."""
-    server = {} if url.startswith("sqlite") else {"engine_kwargs": {"pool_pre_ping": True}}
+    server = {"engine_kwargs": {"pool_pre_ping": True}} if _on_server(url) else {}
     with experimental_allowed():
         return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                           heartbeat_stale_trial_callback=retry_callback(), **server)

@@ -142,7 +142,7 @@ class _Watcher:
         self.backend: optuna.storages.BaseStorage | None = None
         self.reported: set[int] = set()
         self.first_trial_started = self.more_started = False
-        self.unreachable_since: float | None = None
+        self.outage = storage_mod.Outage()
 
     def poll(self) -> None:
         """Report newly finished trials. A database server that cannot be reached (restarting) skips
@@ -152,14 +152,12 @@ class _Watcher:
                 return
             trials = self.study.get_trials(deepcopy=False)
         except storage_mod.STORAGE_ERRORS as error:
-            self.unreachable_since = self.unreachable_since or time.time()
-            if time.time() - self.unreachable_since < storage_mod.OUTAGE_SECONDS:
+            if self.outage.tolerates():
                 return
-            cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
             raise UserError(f"the study's storage has been unreachable for {storage_mod.OUTAGE_SECONDS} s "
-                            f"({str(cause).splitlines()[0]}); fix the database, then rerun the same command to "
-                            "resume") from error
-        self.unreachable_since = None
+                            f"({storage_mod.storage_reason(error)}); fix the database, then rerun the same "
+                            "command to resume") from error
+        self.outage.ended()
         self.first_trial_started = self.first_trial_started or any(t.state != optuna.trial.TrialState.WAITING
                                                                    for t in trials)
         for trial in trials:

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from autocompress.errors import UserError
 from autocompress.search.record import TrialRecord, write
 from autocompress.search.settings import finished_or_running
-from autocompress.search.storage import OUTAGE_SECONDS, STORAGE_ERRORS, experimental_allowed, reconnects
+from autocompress.search.storage import STORAGE_ERRORS, Outage, experimental_allowed, reconnects, storage_reason
 from autocompress.search.study._liveness import retry_dead_workers_trials, this_process, worth_waiting_for
 from autocompress.search.study._objective import Objective
 
@@ -53,7 +53,7 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
                                "and queued it again")
         return values
 
-    outage = _Outage(study)
+    outage = Outage(waits=reconnects(study))  # a database server is waited for; SQLite (a full disk) is not
     while True:
         try:
             retry_dead_workers_trials(study)  # and this worker's own trial, if the storage dropped out as it ended
@@ -85,9 +85,12 @@ def work(study: optuna.Study, objective: Objective, target: int, deadline: float
             cause = _storage_error(error)
             if cause is None:
                 raise
-            outage.wait_or_stop(cause)
+            if not outage.tolerates():
+                raise UserError(f"the study's storage could not be written ({storage_reason(cause)}); free disk "
+                                "space or fix the database, then rerun the same command to resume") from cause
+            time.sleep(WAIT_SECONDS)
             continue
-        outage.since = None
+        outage.ended()
 
 
 def _storage_error(error: BaseException | None) -> BaseException | None:
@@ -98,24 +101,6 @@ def _storage_error(error: BaseException | None) -> BaseException | None:
             return error
         error = error.__cause__ or error.__context__
     return None
-
-
-class _Outage:
-    """A storage error: a database server (restarting, unreachable) is waited for, up to
-    ``OUTAGE_SECONDS``, and its pool reconnects; a file database (SQLite: a full disk) stops at once."""
-
-    def __init__(self, study: optuna.Study) -> None:
-        self.waits = reconnects(study)
-        self.since: float | None = None
-
-    def wait_or_stop(self, error: Exception) -> None:
-        self.since = self.since or time.time()
-        if self.waits and time.time() - self.since < OUTAGE_SECONDS:
-            time.sleep(WAIT_SECONDS)
-            return
-        cause = getattr(error.__cause__, "orig", None) or error.__cause__ or error
-        raise UserError(f"the study's storage could not be written ({str(cause).splitlines()[0]}); free disk "
-                        "space or fix the database, then rerun the same command to resume") from error
 
 
 def _last_ended(study: optuna.Study, run_started: float | None, count: int) -> list[optuna.trial.FrozenTrial]:
