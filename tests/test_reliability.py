@@ -14,7 +14,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from helpers import SEARCH_SPACE, open_study, search_command, trials_while_searching
+from helpers import SEARCH_SPACE, counted_trials, open_study, search_command, trials_while_searching
 
 
 def _running_trial(folder: Path, deadline: float) -> int:
@@ -131,7 +131,7 @@ def test_an_unwritable_trial_folder_stops_cleanly_and_the_study_resumes(bar_npz,
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     study = open_study(out)
-    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    assert len(counted_trials(study)) == 2  # an unseeded sampler may repeat one: repeats do not count
 
 
 @pytest.fixture
