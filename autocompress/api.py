@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autocompress.cache import sweep_temporaries
 from autocompress.compress import pipeline
 from autocompress.compress.config import CompressionConfig, Result
 from autocompress.precision import resolve as resolve_precision
@@ -34,6 +35,7 @@ def make_context(dataset: Dataset, cache_dir: str | Path | None = None, *, teach
                  teacher_path: str | Path | None = None, precision: str = "auto") -> pipeline.Context:
     """A pipeline context whose teacher is trained or loaded only when a configuration distils."""
     cache = default_cache_dir(cache_dir)
+    sweep_temporaries(cache)  # what a killed run was writing
     resolved = resolve_precision(precision)
     return pipeline.Context(dataset, cache, lambda: get_teacher(dataset, cache, epochs=teacher_epochs,
                                                                 teacher_path=teacher_path, precision=resolved),

@@ -3,7 +3,8 @@
 A reader never sees a half-written file or folder: writers fill a temporary sibling and
 ``os.replace`` it into place, so a crash (even ``kill -9``) leaves either the old state or
 the new one. Two writers racing on the same key both succeed; the first one's result stays
-(an export, which replaces an earlier one, asks for ``replace=True``).
+(an export, which replaces an earlier one, asks for ``replace=True``). A temporary names its
+writer (host and pid), so :func:`sweep_temporaries` can delete those a dead writer left.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
+
+_TEMPORARY = re.compile(r"^\..+\.tmp@(?P<host>[^@]+)@(?P<pid>\d+)@")
+
+
+def _temporary_prefix(target: Path, kind: str = "") -> str:
+    """The start of a temporary's name beside ``target``: hidden, and naming its writer."""
+    return f".{target.name}.{kind}tmp@{socket.gethostname()}@{os.getpid()}@"
 
 
 @contextlib.contextmanager
@@ -24,12 +34,12 @@ def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
     then it is swapped out and deleted."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if replace and target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target, "old."), dir=target.parent))
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -48,7 +58,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it to ``target`` once the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -57,6 +67,34 @@ def atomic_file(target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sweep_temporaries(*folders: Path) -> list[Path]:
+    """Delete the temporaries below ``folders`` whose writer, a process of this host, is gone (a
+    ``kill -9`` mid-write leaves one); another host's, and a live writer's, stay. The paths deleted."""
+    host, swept = socket.gethostname(), []
+    for folder in folders:
+        for path in Path(folder).rglob(".*"):
+            match = _TEMPORARY.match(path.name)
+            if not match or match["host"] != host or pid_alive(int(match["pid"])):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            swept.append(path)
+    return swept
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (a reused pid counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 
 from autocompress.errors import UserError
+from autocompress.search.artifacts import AtomicArtifactStore
 from autocompress.search.storage import load_study, locate, open_storage
 
 
@@ -21,7 +21,7 @@ class Dashboard:
     """A dashboard ready to serve: the storage, the artifact store (if any) and where to listen."""
 
     storage: optuna.storages.BaseStorage
-    artifact_store: FileSystemArtifactStore | None
+    artifact_store: AtomicArtifactStore | None
     host: str
     port: int
     study_id: int | None = None
@@ -79,7 +79,7 @@ def prepare(study: str | None = None, study_dir: Path | None = None, storage: st
             raise UserError("that storage holds no study yet; run autocompress search first")
     folder_known = study is not None or study_dir is not None
     artifacts = location.artifact_dir
-    store = FileSystemArtifactStore(str(artifacts)) if folder_known and artifacts.is_dir() else None
+    store = AtomicArtifactStore(artifacts) if folder_known and artifacts.is_dir() else None
     check_port(host, port)
     return Dashboard(backend, store, host, port, study_id)
 

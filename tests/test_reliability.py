@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import signal
 import subprocess
@@ -26,37 +28,186 @@ def _running_trial(folder: Path, deadline: float) -> int:
     raise AssertionError("no trial started in time")
 
 
-def test_kill_9_mid_trial_then_the_same_command_completes_the_study(bar_npz, session_cache, tmp_path):
+def _new_files(folder: Path, pattern: str, before: set) -> bool:
+    return any(path not in before for path in folder.glob(pattern))
+
+
+# The moments of a study at which the test kills it, each with what shows that it has come (seen from
+# outside, as files and trials appear) and how long after that the kill falls (seeded random).
+_MOMENTS = {
+    "training": (lambda out, before: bool(trials_while_searching(out, TrialState.RUNNING)), (0.3, 2.0)),
+    "the student cache's write": (lambda out, before: _new_files(out / "cache" / "students", "*.npz", before),
+                                  (0.0, 0.05)),
+    "pruning or conversion": (lambda out, before: _new_files(out / "cache" / "students", "*.keras", before),
+                              (0.0, 0.3)),
+    "measuring the file": (lambda out, before: _new_files(out / "trials", "*/model.tflite", before), (0.0, 0.2)),
+    "the artifact upload": (lambda out, before: _new_files(out / "trials", "*/result.json", before), (0.0, 0.1)),
+    "recording the trial": (lambda out, before: _new_files(out / "artifacts", "*", before), (0.0, 0.1)),
+    "the front's writing": (lambda out, before: _new_files(out, "front.csv", before), (0.0, 0.0)),
+}
+_KILLS = ("training", "the student cache's write", "pruning or conversion", "measuring the file",
+          "the artifact upload", "recording the trial", "training", "pruning or conversion",
+          "the artifact upload", "the front's writing")
+
+
+def _snapshot(out: Path) -> set:
+    return set(out.rglob("*")) if out.exists() else set()
+
+
+def _kill_at(command: list[str], out: Path, moment: str, delay: float, whole_group: bool) -> bool:
+    """Run ``command`` until ``moment`` has come, then ``delay`` seconds more, then kill -9 it (its
+    process, or its whole process group); False if it ended first."""
+    seen, _ = _MOMENTS[moment]
+    before = _snapshot(out)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        while not seen(out, before):
+            if process.poll() is not None:
+                return False
+            time.sleep(0.02)
+        time.sleep(delay)
+        if whole_group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.send_signal(signal.SIGKILL)  # its workers die with it
+        return True
+    finally:
+        process.wait()
+
+
+def _readable(path: Path, filename: str) -> None:
+    """``path`` (a model file that was written as ``filename``) loads whole."""
+    if filename.endswith(".tflite"):
+        from ai_edge_litert.interpreter import Interpreter
+
+        Interpreter(model_path=str(path)).allocate_tensors()
+    elif filename.endswith(".keras"):
+        from autocompress._tf import keras
+
+        named = path.with_name(f".{path.name}.{filename}")  # Keras reads the format from the suffix
+        named.symlink_to(path.name)
+        try:
+            keras.models.load_model(named, compile=False)
+        finally:
+            named.unlink()
+    else:
+        import numpy as np
+
+        with np.load(path) as arrays:
+            [arrays[name] for name in arrays.files]
+
+
+def test_kill_9_at_ten_moments_then_the_same_command_each_time_completes_the_study(bar_npz, session_cache,
+                                                                                   tmp_path):
+    import json
+    import random
+
+    from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
+
     space = tmp_path / "space.toml"
-    space.write_text(SEARCH_SPACE.replace("epochs = 2", "epochs = 4"))
+    space.write_text(SEARCH_SPACE)
     out = tmp_path / "study"
-    storage = f"sqlite:///{out / 'study.db'}"
     # the default --heartbeat (30 s): no waiting for it
     command = search_command(bar_npz, space, session_cache, out,
-                             "--teacher-epochs", "3", "--trials", "3", "--seed", "5")
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed = _running_trial(out, time.time() + 300)
-    time.sleep(2)  # inside the trial: training
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+                             "--teacher-epochs", "3", "--trials", "4", "--seed", "5")
+    rng = random.Random(9)
+    killed = []
+    for i, moment in enumerate(_KILLS):
+        delay = rng.uniform(*_MOMENTS[moment][1])
+        if _kill_at(command, out, moment, delay, whole_group=i % 2 == 1):
+            killed.append(moment)
+    assert killed == list(_KILLS), killed  # the study was not done before its last kill
 
     again = subprocess.run(command, capture_output=True, text=True)  # at once
     assert again.returncode == 0, again.stderr[-3000:]
     assert "finished trials" not in again.stdout  # not short
     assert "Warning" not in again.stderr  # Optuna's "experimental" heartbeat retries are ours to use, quietly
-    study = open_study(storage)
+    study = open_study(out)
     trials = study.get_trials()
-    assert trials[killed].state == TrialState.FAIL
-    assert trials[killed].user_attrs["fail_reason"].startswith("its worker (pid ")
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 3
-    retried = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed]
-    assert retried and retried[0].params == trials[killed].params  # the killed configuration ran again
-    referenced = [artifact for t in complete for artifact in t.user_attrs["artifacts"].values()]
-    assert len(set(referenced)) == len(referenced) == 6
-    assert all((out / "artifacts" / artifact).is_file() for artifact in referenced)
-    leftovers = [p for p in (out / "trials").rglob(".*") if p.is_file()]
-    assert not leftovers  # no half-written temporary files
+    counted = counted_trials(study)
+    assert len(counted) == 4
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    killed_trials = [t for t in trials if t.state == TrialState.FAIL
+                     and t.user_attrs["fail_reason"].startswith("its worker (pid ")]
+    assert len(killed_trials) >= 6  # the kills after the study's first trial started, but for the front's
+    retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number
+    for t in killed_trials:  # each killed configuration ran again, at once (with the parameters it had drawn
+        # when it was killed); a retry killed too is not retried again (max_retry=1: a configuration that kills
+        # its worker each time would loop)
+        retried = [r for r in trials if retry_of(r) == t.number]
+        if retry_of(t) is not None:
+            assert retried == []
+        else:
+            assert len(retried) == 1 and t.params.items() <= retried[0].params.items()
+
+    # every artifact any trial uploaded (those of killed trials too) is whole, or absent
+    for t in trials:
+        for key, meta in t.system_attrs.items():
+            path = out / "artifacts" / key[len(ARTIFACTS_ATTR_PREFIX):]
+            if key.startswith(ARTIFACTS_ATTR_PREFIX) and path.exists():
+                _readable(path, json.loads(meta)["filename"])
+    referenced = [artifact for t in counted for artifact in t.user_attrs["artifacts"].values()]
+    assert len(set(referenced)) == len(referenced) == 8
+    for t in counted:
+        tflite = (out / "artifacts" / t.user_attrs["artifacts"]["tflite"]).read_bytes()
+        assert len(tflite) == t.user_attrs["tflite_bytes"]
+        assert tflite == (out / "trials" / f"{t.number:05d}" / "model.tflite").read_bytes()
+    # every cache entry is whole: a later trial may load it
+    entries = [p for folder in ("students", "pruned") for p in (out / "cache" / folder).iterdir()
+               if not p.name.startswith(".")]
+    assert entries
+    for entry in entries:
+        _readable(entry, entry.name)
+    # what the killed runs were writing was swept away (sweep_temporaries), nothing else
+    assert not list(out.rglob(".*"))
+    # the front's files are whole and agree (the last kill fell while they were written)
+    front = [row["trial"] for row in json.loads((out / "front.json").read_text())]
+    with open(out / "front.csv", newline="") as handle:
+        assert [int(row["trial"]) for row in csv.DictReader(handle)] == front
+    assert set(front) <= {t.number for t in counted} and (out / "front.html").read_text().endswith("</html>")
+
+
+def test_an_upload_cut_short_leaves_no_artifact(tmp_path):
+    from autocompress.search.artifacts import AtomicArtifactStore
+
+    class CutShort(io.RawIOBase):  # a model file whose reading fails after its first bytes
+        sent = False
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            if self.sent:
+                raise OSError("the disk went away")
+            self.sent = True
+            buffer[:4] = b"TFL3"
+            return 4
+
+    with pytest.raises(OSError, match="went away"):
+        AtomicArtifactStore(tmp_path).write("an-artifact-id", io.BufferedReader(CutShort()))
+    assert not list(tmp_path.iterdir())  # Optuna's own store leaves a truncated file under the id
+
+
+def test_only_temporaries_of_dead_writers_on_this_host_are_swept(tmp_path):
+    import socket
+
+    from autocompress.cache import atomic_file, sweep_temporaries
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    names = {"dead": f".model.tflite.tmp@{host}@{dead.pid}@x1.tflite", "live": f".model.tflite.tmp@{host}@{os.getpid()}@x2.tflite",
+             "elsewhere": f".model.tflite.tmp@another-host@{dead.pid}@x3.tflite", "user's": ".model.tflite.tmp.tflite"}
+    for name in names.values():
+        (tmp_path / "trials" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "trials" / name).write_bytes(b"partial")
+    with atomic_file(tmp_path / "trials" / "done.tflite") as tmp:  # the name a writer gives its temporary
+        assert tmp.name.startswith(f".done.tflite.tmp@{host}@{os.getpid()}@")
+        tmp.write_bytes(b"whole")
+    assert sweep_temporaries(tmp_path) == [tmp_path / "trials" / names["dead"]]
+    assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == sorted(
+        [*(names[k] for k in ("live", "elsewhere", "user's")), "done.tflite"])
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(bar_npz, session_cache, tmp_path):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.trial import FrozenTrial
 
+from autocompress.cache import atomic_file
 from autocompress.errors import UserError
 from autocompress.search.record import TrialRecord
 from autocompress.search.storage import StudyLocation
@@ -17,9 +19,22 @@ from autocompress.search.storage import StudyLocation
 FILES = {"tflite": "model.tflite", "keras": "model.keras"}
 
 
-def artifact_store(location: StudyLocation) -> FileSystemArtifactStore:
+class AtomicArtifactStore(FileSystemArtifactStore):
+    """Optuna's file store, whose files appear whole: Optuna's own ``write`` fills the file in place,
+    so a crash mid-upload left a truncated model under an id the trial names."""
+
+    def __init__(self, folder: Path):
+        super().__init__(str(folder))
+        self.folder = Path(folder)
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        with atomic_file(self.folder / artifact_id) as tmp, open(tmp, "wb") as handle:
+            shutil.copyfileobj(content_body, handle)
+
+
+def artifact_store(location: StudyLocation) -> AtomicArtifactStore:
     location.artifact_dir.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(location.artifact_dir))
+    return AtomicArtifactStore(location.artifact_dir)
 
 
 def upload_files(trial: optuna.Trial, location: StudyLocation, paths: dict[str, str]) -> dict[str, str]:

@@ -23,6 +23,7 @@ from typing import Callable
 
 import optuna
 
+from autocompress.cache import sweep_temporaries
 from autocompress.data import dataset_name
 from autocompress.errors import UserError
 from autocompress.search import storage as storage_mod
@@ -69,6 +70,7 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     watcher = _Watcher(settings, callbacks, on_ready)
     watcher.backend = storage_mod.open_storage(location, settings.heartbeat)
     location.folder.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(location.folder)  # what a killed run was writing
     started = time.time()
     deadline = started + settings.timeout if settings.timeout else None
     with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder, _sigterm_as_ctrl_c() as forwarded:

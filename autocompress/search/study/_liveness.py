@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from autocompress.cache import pid_alive
 from autocompress.search import storage as storage_mod
 from autocompress.search.record import TrialRecord, write
 
@@ -70,10 +71,4 @@ def _alive(pid: int, started: str | None) -> bool:
     only the pid is checked."""
     if started is not None:  # Linux: the start time also tells a reused pid apart
         return _process_start(pid) == started
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+    return pid_alive(pid)
