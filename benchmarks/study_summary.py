@@ -1,5 +1,7 @@
-"""What a finished study cost and found: trial states, wall time, trial times, the front, and the
-best test accuracy within size budgets (issue 5's and 7's figures).
+"""What a finished study cost and found: trial states, wall time, trial times, the front (with
+TFLite Micro's arena and MACs), the best test accuracy within size budgets (issue 5's and 7's
+figures), and how well the arena's lower bound (what ``--max-ram`` prunes with) predicted the
+measured arena (issue 18).
 
     python benchmarks/study_summary.py --study fashion_mnist [--study-dir studies/fashion_mnist]
 
@@ -12,9 +14,13 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from ai_edge_litert.interpreter import Interpreter
 from optuna.trial import TrialState
 
+from autocompress.compress.config import CompressionConfig
+from autocompress.compress.predict import predicted_arena_bytes
 from autocompress.search.front import front_rows
+from autocompress.search.record import TrialRecord
 from autocompress.search.storage import load_study
 
 BUDGETS_KB = (16, 32, 64, 128)
@@ -37,11 +43,12 @@ def main() -> None:
           f"max {max(seconds):.0f}\n")
 
     rows = front_rows(study)
-    print("| trial | configuration | val acc | test acc | bytes | %/KB (test) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| trial | configuration | val acc | test acc | bytes | %/KB (test) | arena bytes | MACs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['trial']} | `{row['label']}` | {100 * row['val_accuracy']:.2f}% | "
-              f"{100 * row['test_accuracy']:.2f}% | {row['tflite_bytes']:,} | {row['efficiency']:.2f} |")
+              f"{100 * row['test_accuracy']:.2f}% | {row['tflite_bytes']:,} | {row['efficiency']:.2f} | "
+              f"{_count(row['arena_bytes'])} | {_count(row['macs'])} |")
 
     # chosen by validation accuracy, as a user picking from the front would; test reported
     print("\n| size budget | front trial (best val acc within it) | val acc | test acc | bytes |")
@@ -52,6 +59,31 @@ def main() -> None:
         print(f"| <= {budget} KB | " + (f"{best['trial']}: `{best['label']}` | {100 * best['val_accuracy']:.2f}% | "
                                          f"{100 * best['test_accuracy']:.2f}% | {best['tflite_bytes']:,} |"
                                          if best else "none | | | |"))
+
+    _arena_bounds([t for t in trials if t.state == TrialState.COMPLETE])
+
+
+def _count(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
+def _arena_bounds(complete) -> None:
+    """The lower bound on the arena beside the arena TFLite Micro measured, for every completed trial."""
+    ratios = []
+    for trial in complete:
+        record = TrialRecord.of(trial)
+        if record.arena_bytes is None or record.repeats is not None:
+            continue
+        bound = record.predicted_min_arena_bytes
+        if bound is None:  # a study without --max-ram: compute it as the search would have
+            shape = tuple(record.input_contract["shape"][1:])
+            classes = Interpreter(model_path=record.tflite_path).get_output_details()[0]["shape"][-1]
+            bound = predicted_arena_bytes(CompressionConfig.from_dict(record.config), shape, int(classes))
+        ratios.append(bound / record.arena_bytes)
+    if ratios:
+        print(f"\narena lower bound / measured arena over {len(ratios)} trials TFLite Micro ran: min {min(ratios):.2f}, "
+              f"median {statistics.median(ratios):.2f}, max {max(ratios):.2f}; "
+              f"{sum(r > 1 for r in ratios)} above 1 (a bound above the arena would prune feasible models)")
 
 
 if __name__ == "__main__":
