@@ -216,10 +216,10 @@ def prune_student(student: keras.Model, config: CompressionConfig, context: Cont
         targets = prune.layer_targets(student, config.sparsity, config.prune_scope, config.prune_layers)
         steps = prune.steps_for(len(dataset.x_train), config.batch_size, config.finetune_epochs)
         wrapped = prune.wrap_for_pruning(student, targets, config.prune_structure, steps, notes)
-        _finetune(wrapped, config, context, source, callbacks=[prune.sparsity_api.UpdatePruningStep()])
+        _finetune(wrapped, config, context, source, callbacks=[prune.pruning_step()])
         with atomic_file(notes_path) as tmp:
             tmp.write_text(json.dumps(notes))
-        return prune.sparsity_api.strip_pruning(wrapped)
+        return prune.strip_pruning(wrapped)
 
     model = _cached_model(path, build, reused, "pruned model")
     if notes_path.exists() and not notes:

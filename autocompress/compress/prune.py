@@ -14,12 +14,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from autocompress._tf import keras
 from autocompress.errors import UserError
-
-sparsity_api = tfmot.sparsity.keras
 
 KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 PASS_THROUGH = (
@@ -86,6 +83,7 @@ def _copy_weights(source: keras.Model, wrapped: keras.Model) -> None:
 def wrap_for_pruning(model: keras.Model, targets: dict[str, float], structure: str, steps: int,
                      notes: list[str]) -> keras.Model:
     """Clone ``model`` with TFMOT pruning wrappers on the target layers (weights kept)."""
+    sparsity_api = _sparsity_api()
     frequency = max(1, steps // 20)
 
     def wrap(layer):
@@ -106,6 +104,24 @@ def wrap_for_pruning(model: keras.Model, targets: dict[str, float], structure: s
     wrapped = keras.models.clone_model(model, clone_function=wrap)
     _copy_weights(model, wrapped)
     return wrapped
+
+
+def pruning_step() -> keras.callbacks.Callback:
+    """The callback that advances a wrapped model's pruning schedule while it trains."""
+    return _sparsity_api().UpdatePruningStep()
+
+
+def strip_pruning(wrapped: keras.Model) -> keras.Model:
+    """The plain model inside ``wrapped``, with its pruned zeros."""
+    return _sparsity_api().strip_pruning(wrapped)
+
+
+def _sparsity_api():
+    """TFMOT's pruning API, imported only once a model is pruned this way: importing TFMOT adds
+    seconds to every worker's start, and channel pruning does without it."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,19 +12,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from autocompress._tf import keras, tf
 from autocompress.quiet import native_stderr_dropped
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
-
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E501
-    Default8BitOutputQuantizeConfig,
-)
-from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
-
-quant_api = tfmot.quantization.keras
 
 # Layers that TFMOT's default 8-bit scheme knows. The Rescaling that normalises raw pixels
 # is not among them: it gets an output-only config, so its int8 range is learnt too.
@@ -49,7 +41,15 @@ def representative_data(x_train: np.ndarray, count: int = 256, seed: int = 0):
 
 
 def prepare_qat(model: keras.Model, sparse: bool) -> keras.Model:
-    """Wrap ``model`` for quantization-aware training (weights kept); ``sparse`` preserves its zeros."""
+    """Wrap ``model`` for quantization-aware training (weights kept); ``sparse`` preserves its zeros.
+    TFMOT is imported here, not with this module: it adds seconds to every worker's start."""
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E501
+        Default8BitOutputQuantizeConfig,
+    )
+
+    quant_api = tfmot.quantization.keras
+
     def annotate(layer):
         clone = layer.__class__.from_config(layer.get_config())
         if isinstance(layer, keras.layers.Rescaling):
@@ -71,6 +71,8 @@ def _pin_pixel_range(model: keras.Model) -> None:
     """Start the input quantizer's range at the pixels' 0-255. It keeps the extremes of every batch
     it sees, which raw pixels never pass, so the uint8 input is exactly scale 1, zero point 0
     (as in int8 PTQ), whatever values the training images happen to reach."""
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
+
     for layer in model.layers:
         if isinstance(layer, QuantizeLayer) and layer.input is model.inputs[0]:
             for weight in layer.weights:
