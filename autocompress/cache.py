@@ -10,6 +10,7 @@ writer (host and pid), so :func:`sweep_temporaries` can delete those a dead writ
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -67,6 +68,20 @@ def atomic_file(target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock named after ``target`` (an ``flock`` on a hidden sibling), waiting for
+    another process that holds it: two searches that need the same teacher train it once."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def sweep_temporaries(*folders: Path) -> list[Path]:

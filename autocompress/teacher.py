@@ -19,7 +19,7 @@ import numpy as np
 
 from autocompress import __version__
 from autocompress._tf import keras
-from autocompress.cache import atomic_directory, content_hash, text_hash
+from autocompress.cache import atomic_directory, content_hash, exclusive, text_hash
 from autocompress.data import Dataset
 from autocompress.errors import UserError
 from autocompress.models import build_model
@@ -130,6 +130,14 @@ def train_or_load(dataset: Dataset, recipe: TeacherRecipe, cache_dir: Path, *, p
     path = Path(cache_dir) / kind / f"{dataset.name}-{recipe.architecture}-{key}"
     if (path / "teacher.json").exists():
         return _load(path)
+    with exclusive(path):  # another process training it: wait, then load its teacher
+        if (path / "teacher.json").exists():
+            return _load(path)
+        return _train(dataset, recipe, path, key, parent, temperature, alpha, callbacks)
+
+
+def _train(dataset: Dataset, recipe: TeacherRecipe, path: Path, key: str, parent: Teacher | None,
+           temperature: float, alpha: float, callbacks) -> Teacher:
     keras.utils.set_random_seed(recipe.training.seed)
     started = time.perf_counter()
     kd = {}

@@ -210,6 +210,38 @@ def test_only_temporaries_of_dead_writers_on_this_host_are_swept(tmp_path):
         [*(names[k] for k in ("live", "elsewhere", "user's")), "done.tflite"])
 
 
+_TRAIN_TEACHER = """
+import sys, time
+from pathlib import Path
+from autocompress._tf import keras
+from autocompress.api import get_teacher
+from autocompress.data import load_dataset
+
+data, folder, me = load_dataset(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+class Epochs(keras.callbacks.Callback):  # counts the epochs this process trains
+    def on_epoch_end(self, epoch, logs=None):
+        with open(folder / "epochs", "a") as log:
+            log.write(me + "\\n")
+(folder / me).touch()
+while len(list(folder.glob("ready-*"))) < 2:  # both processes ask for the teacher at the same moment
+    time.sleep(0.01)
+teacher = get_teacher(data, folder / "cache", epochs=3, callbacks=[Epochs()])
+print(teacher.path, teacher.train_seconds)
+"""
+
+
+def test_two_processes_that_need_one_teacher_train_it_once(bar_npz, tmp_path):
+    import sys
+
+    runs = [subprocess.Popen([sys.executable, "-c", _TRAIN_TEACHER, str(bar_npz), str(tmp_path), f"ready-{i}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err[-2000:] for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0]  # the same teacher
+    trained = (tmp_path / "epochs").read_text().split()
+    assert len(trained) == 3 and len(set(trained)) == 1  # by one of them; the other waited and loaded it
+
+
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(bar_npz, session_cache, tmp_path):
     space = tmp_path / "space.toml"
     space.write_text(SEARCH_SPACE + "learning_rate = [0.003, 1e30]\n")
