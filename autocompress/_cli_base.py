@@ -21,6 +21,8 @@ INTERRUPTED = "interrupted: completed trials are saved; rerun the same command t
 # "error: ..." line saying what to choose (exit 2), where click's choice error is a usage box.
 DataDir = typer.Option(None, "--data-dir", help="Folder with local dataset files (also $AUTOCOMPRESS_DATA_DIR).")
 CacheDir = typer.Option(None, "--cache-dir", help="Cache folder (default ~/.cache/autocompress, or $AUTOCOMPRESS_CACHE_DIR).")
+NpuOpt = typer.Option(None, "--npu", help="Also estimate each full-integer file on an Arm Ethos-U NPU with Vela: "
+                                          "its configuration, e.g. ethos-u55-128 (inference ms, cycles, SRAM).")
 PrecisionOpt = typer.Option("auto", "--precision", help="Training precision: auto (bfloat16 mixed precision where the "
                             "processor has native bfloat16, else float32), float32 or bfloat16.")
 DatasetArg = typer.Option(..., "--dataset", help="mnist, fashion_mnist, cifar10, cifar100, or a path to an .npz, image folder or archive.")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from autocompress import __version__
-from autocompress._cli_base import CacheDir, DataDir, DatasetArg, PrecisionOpt, app, console
+from autocompress._cli_base import CacheDir, DataDir, DatasetArg, NpuOpt, PrecisionOpt, app, console
 
 
 def _version(value: bool) -> None:
@@ -84,6 +84,7 @@ def compress(
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
     precision: str = PrecisionOpt,
+    npu: Optional[str] = NpuOpt,
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
     """Run one configuration: distil -> prune -> quantize, then measure the exported .tflite."""
@@ -99,7 +100,8 @@ def compress(
                                seed=seed)
     with console.status(f"compressing: {config.label()}"):
         result = run_compress(config, dataset, out, data_dir=data_dir, cache_dir=cache_dir,
-                              teacher_epochs=teacher_epochs, teacher_path=teacher_path, precision=precision)
+                              teacher_epochs=teacher_epochs, teacher_path=teacher_path, precision=precision,
+                              npu=npu)
     table = Table("configuration", "val acc", "test acc", "bytes", "gzip bytes", "params (non-zero)",
                   "efficiency %/KB", "latency ms", "seconds")
     table.add_row(config.label(), f"{result.val_accuracy:.4f}", f"{result.test_accuracy:.4f}",
@@ -110,6 +112,10 @@ def compress(
              "the validation images checked" if result.arena_bytes is not None
              else f"cannot run it ({result.tflm_error})")
     console.print(f"TensorFlow Lite Micro: {micro}; {result.macs:,} MACs per image")
+    if result.npu is not None:
+        console.print(f"{result.npu} (Vela's estimate): " + (
+            f"{result.npu_ms:.3f} ms, {result.npu_cycles:,} cycles, {result.npu_sram_bytes:,} bytes of SRAM, "
+            f"{result.npu_cpu_operators} operators left to the CPU" if result.npu_error is None else result.npu_error))
     for note in result.notes:
         console.print(f"note: {note}")
     console.print(f"wrote {result.tflite_path} and {Path(out) / 'result.json'}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from autocompress._cli_base import (INTERRUPTED, CacheDir, DataDir, DatasetArg, PrecisionOpt, app, console, errors,
+from autocompress._cli_base import (INTERRUPTED, CacheDir, DataDir, DatasetArg, NpuOpt, PrecisionOpt, app, console, errors,
                                     parse_size)
 
 
@@ -43,6 +43,7 @@ def search(
     teacher_path: Optional[Path] = typer.Option(None, "--teacher", help="Your own saved Keras teacher."),
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
     precision: str = PrecisionOpt,
+    npu: Optional[str] = NpuOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No live display."),
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
@@ -60,7 +61,7 @@ def search(
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
         teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat,
         multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit), trials_per_process=trials_per_process,
-        precision=precision)
+        precision=precision, npu=npu)
     import optuna
     from optuna.trial import TrialState
 

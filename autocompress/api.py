@@ -7,6 +7,7 @@ from pathlib import Path
 from autocompress.cache import sweep_temporaries
 from autocompress.compress import pipeline
 from autocompress.compress.config import CompressionConfig, Result
+from autocompress.compress.npu import check_accelerator
 from autocompress.precision import resolve as resolve_precision
 from autocompress.data import KNOWN_DATASETS, Dataset, default_cache_dir, load_dataset, locate_dataset
 from autocompress.teacher import Teacher, default_recipe, load_user_teacher, train_or_load
@@ -32,21 +33,24 @@ def get_teacher(dataset: Dataset, cache_dir: str | Path | None = None, *, epochs
 
 
 def make_context(dataset: Dataset, cache_dir: str | Path | None = None, *, teacher_epochs: int | None = None,
-                 teacher_path: str | Path | None = None, precision: str = "auto") -> pipeline.Context:
-    """A pipeline context whose teacher is trained or loaded only when a configuration distils."""
+                 teacher_path: str | Path | None = None, precision: str = "auto",
+                 npu: str | None = None) -> pipeline.Context:
+    """A pipeline context whose teacher is trained or loaded only when a configuration distils;
+    ``npu``: the Ethos-U configuration Vela estimates each file for."""
     cache = default_cache_dir(cache_dir)
     sweep_temporaries(cache)  # what a killed run was writing
     resolved = resolve_precision(precision)
     return pipeline.Context(dataset, cache, lambda: get_teacher(dataset, cache, epochs=teacher_epochs,
                                                                 teacher_path=teacher_path, precision=resolved),
-                            precision=resolved)
+                            precision=resolved, npu=npu and check_accelerator(npu))
 
 
 def compress(config: CompressionConfig, dataset: str | Dataset, out_dir: str | Path, *,
              data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
              teacher_epochs: int | None = None, teacher_path: str | Path | None = None,
-             precision: str = "auto") -> Result:
-    """Distil, prune and quantize ``dataset``'s student as ``config`` says; measure the written ``.tflite``.
+             precision: str = "auto", npu: str | None = None) -> Result:
+    """Distil, prune and quantize ``dataset``'s student as ``config`` says; measure the written ``.tflite``
+    (and, with ``npu``, e.g. ``"ethos-u55-128"``, estimate it on that Arm Ethos-U NPU with Vela).
 
     >>> from autocompress import CompressionConfig, compress                      # doctest: +SKIP
     >>> result = compress(CompressionConfig(width=0.5, quant="int8"), "fashion_mnist", "out/")  # doctest: +SKIP
@@ -55,5 +59,5 @@ def compress(config: CompressionConfig, dataset: str | Dataset, out_dir: str | P
     if not isinstance(dataset, Dataset):
         dataset = load_dataset(dataset, data_dir, cache_dir)
     context = make_context(dataset, cache_dir, teacher_epochs=teacher_epochs, teacher_path=teacher_path,
-                           precision=precision)
+                           precision=precision, npu=npu)
     return pipeline.run(config, context, Path(out_dir))

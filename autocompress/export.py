@@ -160,6 +160,9 @@ def model_card(study: optuna.Study, trial: FrozenTrial, dataset: Dataset, folder
             "preprocessing": "none: feed raw pixels 0-255 unchanged (NHWC, in the input's dtype); the model "
                              "normalises them itself (a quantized input's scale and zero point say how it reads them)",
             "firmware": list(firmware.FILES)},
+        "npu": None if record.npu is None else {  # Vela's estimate (search --npu), not a measurement
+            "accelerator": record.npu, "inference_ms": record.npu_ms, "cycles": record.npu_cycles,
+            "sram_bytes": record.npu_sram_bytes, "cpu_operators": record.npu_cpu_operators, "error": record.npu_error},
         "usage": usage_snippet(record.input_contract),
     }
 

@@ -3,7 +3,10 @@ TFLite Micro's arena and MACs), the best test accuracy within size budgets (issu
 figures), and how well the arena's lower bound (what ``--max-ram`` prunes with) predicted the
 measured arena (issue 18).
 
-    python benchmarks/study_summary.py --study fashion_mnist [--study-dir studies/fashion_mnist]
+    python benchmarks/study_summary.py --study fashion_mnist [--study-dir studies/fashion_mnist] [--npu ethos-u55-128]
+
+With ``--npu`` the front's full-integer files are also compiled with Arm's Vela for that Ethos-U
+configuration (its estimate of inference time and SRAM), for studies searched without ``--npu``.
 
 Prints markdown. Wall time runs from the first trial's start to the last trial's end (the
 teacher, trained or loaded before the first trial, is not in it).
@@ -17,6 +20,7 @@ import statistics
 from ai_edge_litert.interpreter import Interpreter
 from optuna.trial import TrialState
 
+from autocompress.compress import npu
 from autocompress.compress.config import CompressionConfig
 from autocompress.compress.predict import predicted_arena_bytes
 from autocompress.search.front import front_rows
@@ -30,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", required=True)
     parser.add_argument("--study-dir", default=None)
+    parser.add_argument("--npu", default=None, help="an Ethos-U configuration, e.g. ethos-u55-128")
     args = parser.parse_args()
     study, _ = load_study(args.study, args.study_dir)
 
@@ -61,6 +66,21 @@ def main() -> None:
                                          if best else "none | | | |"))
 
     _arena_bounds([t for t in trials if t.state == TrialState.COMPLETE])
+    if args.npu:
+        _npu_estimates(rows, study, args.npu)
+
+
+def _npu_estimates(rows: list[dict], study, accelerator: str) -> None:
+    """Vela's estimate for each full-integer file of the front."""
+    records = {t.number: TrialRecord.of(t) for t in study.get_trials(deepcopy=False)}
+    print(f"\n| trial | configuration | bytes | arena bytes | {accelerator} ms (Vela) | NPU SRAM bytes | CPU operators |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        record = records[row["trial"]]
+        estimate = npu.estimate(record.tflite_path, accelerator, record.config["quant"])
+        if estimate.reason is None:
+            print(f"| {row['trial']} | `{row['label']}` | {row['tflite_bytes']:,} | {_count(row['arena_bytes'])} | "
+                  f"{estimate.inference_ms:.3f} | {estimate.sram_bytes:,} | {estimate.cpu_operators} |")
 
 
 def _count(value: int | None) -> str:

@@ -74,6 +74,7 @@ def cases(root: Path, bars: str) -> list[tuple[str, list[str], str]]:
         ("alpha outside [0, 1]", ["compress", "--dataset", bars, "--out", str(root / "o"), "--alpha", "1.5"], "test_compress.py::test_invalid_configurations_fail_before_any_training"),
         ("2:4 with another sparsity", ["compress", "--dataset", bars, "--out", str(root / "o"), "--prune-structure", "2:4", "--sparsity", "0.7"], "test_compress.py::test_invalid_configurations_fail_before_any_training"),
         ("unknown quantization mode", ["compress", "--dataset", bars, "--out", str(root / "o"), "--quant", "int4"], "test_compress.py::test_invalid_configurations_fail_before_any_training"),
+        ("unknown NPU configuration", ["search", "--dataset", bars, "--npu", "ethos-u99"], "test_micro.py::test_bad_ram_input_is_one_line_and_exit_2"),
         ("unknown sampler", ["search", "--dataset", bars, "--sampler", "annealing"], "test_search.py::test_bad_search_input_is_one_line_and_exit_2"),
         ("trials <= 0", ["search", "--dataset", bars, "--trials", "0"], "test_search.py::test_bad_search_input_is_one_line_and_exit_2"),
         ("malformed storage URL", ["search", "--dataset", bars, "--storage", "not a url://x"], "test_search.py::test_bad_search_input_is_one_line_and_exit_2"),

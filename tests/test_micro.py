@@ -130,12 +130,13 @@ strip_names = true
 
 @pytest.fixture(scope="module")
 def ram_study(bar_npz, session_cache, tmp_path_factory) -> Path:
-    """A 3-objective (accuracy, size, ram) search of the bar data under --max-ram 64KB."""
+    """A 3-objective (accuracy, size, ram) search of the bar data under --max-ram 64KB, each file also
+    estimated on an Ethos-U55 (--npu)."""
     root = tmp_path_factory.mktemp("ram-study")
     (root / "space.toml").write_text(RAM_SPACE)
     result = run_cli("search", "--dataset", bar_npz, "--trials", 4, "--config", root / "space.toml", "--out",
                      root / "study", "--cache-dir", session_cache, "--seed", 0, "--quiet",  # seed 0: 1 int8, 3 dynamic
-                     "--objectives", "accuracy,size,ram", "--max-ram", "64KB", timeout=900)
+                     "--objectives", "accuracy,size,ram", "--max-ram", "64KB", "--npu", "ethos-u55-128", timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return root / "study"
 
@@ -158,6 +159,26 @@ def test_three_objective_search_under_a_ram_budget(ram_study):
     front = {t.number: t for t in study.best_trials}
     assert {int(row["trial"]) for row in rows} == set(front)
     assert all(int(row["arena_bytes"]) == front[int(row["trial"])].values[2] and int(row["macs"]) > 0 for row in rows)
+    assert all(float(row["npu_ms"]) == front[int(row["trial"])].user_attrs["npu_ms"] > 0 for row in rows)
+
+
+def test_npu_estimates_are_velas_own(ram_study, tmp_path):
+    """Each full-integer trial's NPU figures are those Arm's ``vela`` command prints for its file."""
+    study = open_study(ram_study)
+    completed = study.get_trials(states=(TrialState.COMPLETE,))
+    assert completed
+    for trial in completed:
+        out = tmp_path / str(trial.number)
+        subprocess.run([Path(sys.executable).parent / "vela", ram_study / "trials" / f"{trial.number:05d}" / "model.tflite",
+                        "--accelerator-config", "ethos-u55-128", "--output-dir", out], check=True, capture_output=True)
+        with open(next(out.glob("*_summary_*.csv")), newline="") as handle:
+            vela = next(csv.DictReader(handle))
+        attrs = trial.user_attrs
+        assert attrs["npu"] == "ethos-u55-128" and attrs["npu_error"] is None
+        assert attrs["npu_ms"] == pytest.approx(1000 * float(vela["inference_time"]))
+        assert attrs["npu_cycles"] == int(float(vela["cycles_total"])) > 0
+        assert attrs["npu_sram_bytes"] == pytest.approx(1024 * float(vela["sram_memory_used"]), abs=1)
+        assert 0 <= attrs["npu_cpu_operators"] < 5  # the input's and output's (de)quantization at most
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -165,6 +186,7 @@ def test_three_objective_search_under_a_ram_budget(ram_study):
     (["--max-ram", "100B"], "--max-ram 100 B is below the 256 B of one input image"),
     (["--max-ram", "0B"], "--max-ram must be > 0"),
     (["--objectives", "accuracy,size,ram,ram"], "--objectives must be accuracy,size, then optionally"),
+    (["--npu", "ethos-u99"], "--npu must be one of ethos-u55-32, ethos-u55-64, ethos-u55-128"),
 ])
 def test_bad_ram_input_is_one_line_and_exit_2(bar_npz, session_cache, tmp_path, extra, message):
     result = run_cli("search", "--dataset", bar_npz, "--trials", 1, "--out", tmp_path / "study", "--cache-dir",

@@ -187,6 +187,12 @@ class Result:
     macs: int | None = None  # multiply-accumulates of one inference
     tflm_agreement: float | None = None  # share of validation images where TFLM's class equals LiteRT's
     tflm_error: str | None = None  # why TFLM cannot run the file
+    npu: str | None = None  # the Ethos-U configuration Vela estimated the file for (--npu), if asked
+    npu_ms: float | None = None  # Vela's inference time estimate on it
+    npu_cycles: int | None = None
+    npu_sram_bytes: int | None = None
+    npu_cpu_operators: int | None = None  # operators Vela leaves to the host CPU
+    npu_error: str | None = None  # why Vela gave no estimate
 
     @property
     def efficiency(self) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 from autocompress import __version__, precision
 from autocompress._tf import keras
 from autocompress.cache import atomic_file, key_of
-from autocompress.compress import measure, micro, prune, quantize
+from autocompress.compress import measure, micro, npu, prune, quantize
 from autocompress.compress.config import CompressionConfig, InputContract, Result
 from autocompress.data import Dataset
 from autocompress.errors import TrainingFailed, UselessTeacher
@@ -37,6 +37,7 @@ class Context:
     loaded only when a configuration distils). Teachers live in ``cache_dir``; trained students
     and pruned models in ``models_dir`` (a study's own folder), else in ``cache_dir`` too.
     ``precision`` is the one students and assistants train in (:mod:`autocompress.precision`).
+    ``npu``: an Ethos-U configuration (e.g. ``ethos-u55-128``) Vela estimates every file for.
     """
 
     dataset: Dataset
@@ -44,6 +45,7 @@ class Context:
     teacher: Teacher | object | None = None
     models_dir: Path | None = None
     precision: Precision = "float32"
+    npu: str | None = None
     _assistants: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -227,6 +229,13 @@ def prune_student(student: keras.Model, config: CompressionConfig, context: Cont
     return model
 
 
+def _npu_fields(estimate: npu.NpuEstimate | None) -> dict:
+    if estimate is None:
+        return {}
+    return dict(npu=estimate.accelerator, npu_ms=estimate.inference_ms, npu_cycles=estimate.cycles,
+                npu_sram_bytes=estimate.sram_bytes, npu_cpu_operators=estimate.cpu_operators, npu_error=estimate.reason)
+
+
 def run(config: CompressionConfig, context: Context, out_dir: Path, student_callbacks=()) -> Result:
     """Distil, prune and quantize per ``config``; write ``model.tflite``, ``model.keras`` (the float
     model before quantization) and ``result.json`` to ``out_dir``; measure the ``.tflite``.
@@ -278,6 +287,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
     test_accuracy = measure.accuracy(tflite_path, dataset.x_test, dataset.y_test)
     latency = measure.latency_ms(tflite_path, dataset.x_test[0])
     on_micro = micro.run(tflite_path, dataset.x_val, val_predictions)
+    on_npu = npu.estimate(tflite_path, context.npu, config.quant) if context.npu else None
     stages.stop("measure")
 
     result = Result(
@@ -290,7 +300,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
         teacher=source.name if source else None, notes=tuple(notes), reused=tuple(reused),
         precision=context.precision,
         arena_bytes=on_micro.arena_bytes, macs=micro.macs(tflite_path), tflm_agreement=on_micro.agreement,
-        tflm_error=on_micro.reason,
+        tflm_error=on_micro.reason, **_npu_fields(on_npu),
     )
     with atomic_file(out_dir / "result.json") as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))

@@ -15,14 +15,17 @@ from autocompress.search.settings import finished_or_running
 
 
 def front_table(rows: list[dict], title: str = "Pareto front") -> Table:
+    """The front's rows; with an NPU column when the search estimated its files (--npu)."""
+    npu = any(row.get("npu_ms") is not None for row in rows)
     table = Table("trial", "configuration", "val acc", "test acc", "KB", "gzip KB", "%/KB", "arena KB", "MMACs",
-                  title=title)
+                  *(["NPU ms"] if npu else []), title=title)
     for row in rows:
-        arena, macs = row.get("arena_bytes"), row.get("macs")
+        arena, macs, npu_ms = row.get("arena_bytes"), row.get("macs"), row.get("npu_ms")
         table.add_row(str(row["trial"]), row["label"] or "", f"{100 * row['val_accuracy']:.2f}",
                       f"{100 * row['test_accuracy']:.2f}", f"{row['tflite_bytes'] / 1024:.1f}",
                       f"{row['gzip_bytes'] / 1024:.1f}", f"{row['efficiency']:.2f}",
-                      "n/a" if arena is None else f"{arena / 1024:.1f}", "n/a" if macs is None else f"{macs / 1e6:.2f}")
+                      "n/a" if arena is None else f"{arena / 1024:.1f}", "n/a" if macs is None else f"{macs / 1e6:.2f}",
+                      *([("n/a" if npu_ms is None else f"{npu_ms:.3f}")] if npu else []))
     return table
 
 

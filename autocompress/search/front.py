@@ -15,7 +15,8 @@ from autocompress.errors import UserError
 from autocompress.search.record import StudyRecord, TrialRecord
 
 COLUMNS = ("trial", "label", "val_accuracy", "test_accuracy", "tflite_bytes", "gzip_bytes", "efficiency",
-           "latency_ms", "params", "nonzero_params", "arena_bytes", "macs", "tflm_agreement")
+           "latency_ms", "params", "nonzero_params", "arena_bytes", "macs", "tflm_agreement", "npu_ms",
+           "npu_sram_bytes")
 
 
 def trial_row(trial: optuna.trial.FrozenTrial) -> dict:

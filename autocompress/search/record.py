@@ -59,6 +59,12 @@ class TrialRecord:
     macs: int | None = None
     tflm_agreement: float | None = None
     tflm_error: str | None = None
+    npu: str | None = None
+    npu_ms: float | None = None
+    npu_cycles: int | None = None
+    npu_sram_bytes: int | None = None
+    npu_cpu_operators: int | None = None
+    npu_error: str | None = None
     efficiency: float | None = None
 
     @classmethod

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import TrialState
 
+from autocompress.compress.npu import check_accelerator
 from autocompress.errors import UserError
 from autocompress.precision import CHOICES as PRECISIONS
 from autocompress.search import storage as storage_mod
@@ -63,6 +64,7 @@ class SearchSettings:
     cache_limit: int | None = 4 * 1024 ** 3
     trials_per_process: int = 10
     precision: str = "auto"
+    npu: str | None = None  # an Ethos-U configuration Vela estimates every trial's file for
 
     def __post_init__(self) -> None:
         checks = [
@@ -89,6 +91,8 @@ class SearchSettings:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        if self.npu is not None:
+            check_accelerator(self.npu)
 
     @property
     def name(self) -> str:

@@ -36,7 +36,7 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
     known = pickle.loads(space_file.read_bytes()) if space_file else None
     study, space = create_or_resume(settings, dataset, known, slot)
     context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
-                           teacher_path=settings.teacher_path, precision=settings.precision)
+                           teacher_path=settings.teacher_path, precision=settings.precision, npu=settings.npu)
     context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
     return study, space, context
 
