@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -116,3 +117,29 @@ def test_an_exported_savedmodel_without_keras_metadata_gets_one_line(bar_dataset
     model.export(tmp_path / "exported", verbose=False)
     with pytest.raises(UserError, match="without Keras metadata"):
         load_user_teacher(bar_dataset, tmp_path / "exported", tmp_path / "cache")
+
+
+def test_a_custom_layer_needs_custom_objects_and_loads_with_them(bar_dataset, tmp_path):
+    import keras
+
+    from autocompress.api import get_teacher
+    from autocompress.errors import UserError
+
+    class Brighten(keras.layers.Layer):  # a user's own layer class, not registered with Keras
+        def call(self, x):
+            return x * 1.5
+
+    layers = keras.layers
+    model = keras.Sequential([keras.Input(bar_dataset.input_shape), Brighten(), layers.Rescaling(1 / 255),
+                              layers.Conv2D(8, 3, activation="relu"), layers.GlobalAveragePooling2D(),
+                              layers.Dense(bar_dataset.num_classes)])
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(bar_dataset.x_train.astype("float32"), bar_dataset.y_train, epochs=3, batch_size=32, verbose=0)
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    with pytest.raises(UserError, match=re.escape("uses the class Brighten, which Keras does not know; pass it in "
+                                                  "Python as custom_objects={'Brighten': Brighten}")):
+        get_teacher(bar_dataset, tmp_path / "cache", teacher_path=path)
+    teacher = get_teacher(bar_dataset, tmp_path / "cache", teacher_path=path, custom_objects={"Brighten": Brighten})
+    np.testing.assert_allclose(teacher.logits_val, model.predict(bar_dataset.x_val.astype("float32"), verbose=0),
+                               rtol=1e-4, atol=1e-4)
