@@ -112,9 +112,15 @@ class SearchSettings:
         return storage_mod.locate(self.name, self.out, self.storage)
 
     def space(self, dataset_name: str) -> "SearchSpace":
+        """The space searched: the config file's (or the dataset's built-in one), without dynamic-range
+        quantization when TFLite Micro must run every file (``--max-ram``, the ``ram`` objective)."""
         from autocompress.search.space import SearchSpace
 
-        return SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
+        space = SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
+        if self.max_ram is not None or "ram" in self.objectives:
+            space = space.without("quant", "dynamic", "which TensorFlow Lite Micro does not run (--max-ram, the ram "
+                                                      "objective)")
+        return space
 
     @classmethod
     def from_dict(cls, fields: dict) -> "SearchSettings":

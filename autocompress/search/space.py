@@ -143,6 +143,19 @@ class SearchSpace:
         path = BUILTIN_SPACES / f"{dataset_name}.toml"
         return cls.load(path if path.exists() else BUILTIN_SPACES / "default.toml")
 
+    def without(self, name: str, value: Any, why: str) -> "SearchSpace":
+        """This space with ``value`` no longer a choice of knob ``name`` (one line, ``why``, when
+        nothing would be left)."""
+        knobs = []
+        for knob in self.knobs:
+            if knob.name == name and value in (knob.choices or (knob.value,)):
+                left = tuple(choice for choice in knob.choices or () if choice != value)
+                if not left:
+                    raise UserError(f"the space's only {name} is {value}, {why}; give it other choices")
+                knob = Knob(name, choices=left) if len(left) > 1 else Knob(name, value=left[0])
+            knobs.append(knob)
+        return SearchSpace(tuple(knobs), self.budget)
+
     def first_choices(self) -> dict[str, Any]:
         params = {}
         for knob in self.knobs:

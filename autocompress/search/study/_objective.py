@@ -46,8 +46,6 @@ class Objective:
         if self.settings.max_size is not None:
             _within(trial, "predicted_min_bytes", predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes),
                     self.settings.max_size, "weights alone need", "--max-size")
-        if config.quant == "dynamic" and (self.settings.max_ram is not None or "ram" in self.settings.objectives):
-            _pruned(trial, "TFLite Micro does not run dynamic-range (hybrid) models")
         if self.settings.max_ram is not None:
             _within(trial, "predicted_min_arena_bytes", predicted_arena_bytes(config, dataset.input_shape,
                                                                               dataset.num_classes),
