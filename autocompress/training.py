@@ -15,7 +15,9 @@ same scale as the hard-target ones whatever T is.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -168,12 +170,15 @@ def compile_for_training(model: keras.Model, num_classes: int, config: TrainingC
 def train(model: keras.Model, x, y, num_classes: int, config: TrainingConfig, *, teacher_logits=None,
           teacher_logits_flipped=None, temperature: float = 1.0, alpha: float = 1.0,
           learning_rate: float | None = None, callbacks=(), epochs: int | None = None,
-          resume: list[np.ndarray] | None = None) -> keras.Model:
+          resume: list[np.ndarray] | None = None, backup: Path | None = None) -> keras.Model:
     """Train ``model`` in place on ``(x, y)`` (raw pixels, int labels) and return it.
 
     With ``teacher_logits`` and ``alpha < 1`` it distils; ``alpha = 1`` ignores the teacher.
     ``resume`` continues an earlier training of ``model`` (its :func:`optimizer_state`) for
-    ``epochs`` more epochs: one more one-cycle, a warm restart.
+    ``epochs`` more epochs: one more one-cycle, a warm restart. ``backup``: a folder where each
+    epoch's end is checkpointed (Keras' ``BackupAndRestore``: weights, optimizer state, epoch), so
+    that a training killed midway and started again with the same folder goes on from its last
+    epoch, on the same schedule; the folder is removed once the training ends, or fails.
     """
     epochs = config.epochs if epochs is None else epochs
     if alpha == 1.0:
@@ -181,8 +186,18 @@ def train(model: keras.Model, x, y, num_classes: int, config: TrainingConfig, *,
     ds = training_dataset(x, y, num_classes, config, teacher_logits, teacher_logits_flipped)
     steps = epochs * math.ceil(len(x) / config.batch_size)
     compile_for_training(model, num_classes, config, steps, temperature, alpha, learning_rate, resume)
-    history = model.fit(ds, epochs=epochs, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks])
+    backups = [keras.callbacks.BackupAndRestore(str(backup))] if backup is not None else []
+    try:
+        history = model.fit(ds, epochs=epochs, verbose=0,
+                            callbacks=[keras.callbacks.TerminateOnNaN(), *backups, *callbacks])
+    except Exception:  # a failure, or the multi-fidelity rung stopping it: no later run resumes from here (a
+        # killed process leaves the backup, and the next training goes on from it)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        raise
     losses = history.history.get("loss", [])
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
     if not losses or not np.isfinite(losses[-1]):
         raise TrainingFailed(f"training diverged: the loss became {losses[-1] if losses else 'undefined'} in epoch "
                              f"{len(losses)}; lower the learning rate")

@@ -159,8 +159,10 @@ def test_kill_9_at_ten_moments_then_the_same_command_each_time_completes_the_stu
     assert entries
     for entry in entries:
         _readable(entry, entry.name)
-    # what the killed runs were writing was swept away (sweep_temporaries), nothing else
-    assert not list(out.rglob(".*"))
+    # what the killed runs were writing was swept away (sweep_temporaries); what stays hidden is the students'
+    # locks and the epoch backups of killed trainings that no run has finished since
+    assert not [p for p in out.rglob(".*") if "tmp@" in p.name]
+    assert all(p.name.endswith(".lock") or ".training" in p.parts for p in out.rglob(".*"))
     # the front's files are whole and agree (the last kill fell while they were written)
     front = [row["trial"] for row in json.loads((out / "front.json").read_text())]
     with open(out / "front.csv", newline="") as handle:
@@ -208,6 +210,41 @@ def test_only_temporaries_of_dead_writers_on_this_host_are_swept(tmp_path):
     assert sweep_temporaries(tmp_path) == [tmp_path / "trials" / names["dead"]]
     assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == sorted(
         [*(names[k] for k in ("live", "elsewhere", "user's")), "done.tflite"])
+
+
+_TRAIN_STUDENT = """
+import os, sys
+from pathlib import Path
+from autocompress._tf import keras
+from autocompress.compress.config import CompressionConfig
+from autocompress.compress.pipeline import Context, train_student
+from autocompress.data import load_dataset
+
+data, folder = load_dataset(sys.argv[1]), Path(sys.argv[2])
+class Epochs(keras.callbacks.Callback):  # logs each epoch it trains; dies (as kill -9 would) after the second
+    def on_epoch_begin(self, epoch, logs=None):
+        with open(folder / "epochs", "a") as log:
+            log.write(f"{epoch}\\n")
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1 and sys.argv[3] == "die":
+            os._exit(9)
+config = CompressionConfig(student="cnn", width=0.25, epochs=4, batch_size=32)
+train_student(config, Context(data, folder / "cache"), None, [Epochs()], [])
+"""
+
+
+def test_a_student_training_killed_midway_goes_on_from_its_last_epoch(bar_npz, tmp_path):
+    import sys
+
+    script = [sys.executable, "-c", _TRAIN_STUDENT, str(bar_npz), str(tmp_path)]
+    assert subprocess.run([*script, "die"], capture_output=True).returncode == 9  # killed after epoch 2 of 4
+    backups = list((tmp_path / "cache" / "students" / ".training").iterdir())
+    assert len(backups) == 1 and not list((tmp_path / "cache" / "students").glob("*.keras"))
+    again = subprocess.run([*script, "live"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "epochs").read_text().split() == ["0", "1", "2", "3"]  # epochs 3 and 4 only, the second time
+    assert len(list((tmp_path / "cache" / "students").glob("*.keras"))) == 1
+    assert not backups[0].exists()  # removed once the training ended
 
 
 _TRAIN_TEACHER = """

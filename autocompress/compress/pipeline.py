@@ -16,7 +16,7 @@ import numpy as np
 
 from autocompress import __version__, precision
 from autocompress._tf import keras
-from autocompress.cache import atomic_file, key_of
+from autocompress.cache import atomic_file, exclusive, key_of
 from autocompress.compress import measure, micro, npu, prune, quantize
 from autocompress.compress.config import CompressionConfig, InputContract, Result
 from autocompress.data import Dataset
@@ -145,6 +145,11 @@ def _state_path(student: Path) -> Path:
     return student.with_suffix(".optimizer.npz")
 
 
+def _backup_path(student: Path) -> Path:
+    """Where ``student``'s training checkpoints each epoch while it runs (a killed trial's retry goes on from it)."""
+    return student.parent / ".training" / student.stem
+
+
 def has_trained_student(config: CompressionConfig, context: Context) -> bool:
     """Whether ``config``'s student is in the model cache (so a run trains no student)."""
     return _student_path(config, context, context.knowledge_source(config) if config.distills else None).exists()
@@ -166,7 +171,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
                   callbacks, reused: list[str]) -> keras.Model:
     """The trained student: from the cache; or continued from its cached training with fewer epochs
     (``E2 - E1`` more epochs from its weights and optimizer state, a warm restart); or trained now
-    with ``callbacks``."""
+    with ``callbacks``. A training killed midway goes on from its last epoch when it runs again."""
     dataset = context.dataset
     path = _student_path(config, context, source)
     earlier = shorter_training(config, context, source)
@@ -175,7 +180,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
         from autocompress.models import build_model
 
         keras.utils.set_random_seed(config.seed)
-        kwargs = dict(callbacks=callbacks, **_kd_arguments(config, source))
+        kwargs = dict(callbacks=callbacks, backup=_backup_path(path), **_kd_arguments(config, source))
         with precision.policy(context.precision):
             model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
             if earlier is not None:
@@ -191,7 +196,8 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
                 np.savez(f, *optimizer_state(model))
         return precision.as_float32(model)
 
-    return _cached_model(path, build, reused, "student")
+    with exclusive(path):  # one process trains it (and owns its backup folder); another waits, then loads it
+        return _cached_model(path, build, reused, "student")
 
 
 def _finetune(model: keras.Model, config: CompressionConfig, context: Context, source: Teacher | None,
