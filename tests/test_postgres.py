@@ -80,6 +80,13 @@ def test_three_workers_share_one_postgresql_study(postgres, bar_npz, session_cac
             assert (out / "artifacts" / artifact_id).is_file()
 
 
+def _table(study) -> str:
+    """Each trial's number, state and recorded reasons: what a failed assertion shows."""
+    keys = ("fail_reason", "pruned_reason", "surplus", "repeats", "worker_pid")
+    return "".join(f"trial {t.number} {t.state.name} {({k: t.user_attrs[k] for k in keys if k in t.user_attrs})}\n"
+                   for t in study.trials)
+
+
 def _trials(url: str, name: str, state) -> list:
     """The trials in ``state`` of the study ``name`` another process is searching (none before it exists)."""
     try:
@@ -116,7 +123,7 @@ def test_a_server_restart_mid_study_is_survived(postgres, bar_npz, session_cache
     _, stderr = search.communicate(timeout=600)
     assert len(disrupted) == 2 and search.returncode == 0, stderr[-3000:]
     study = open_study(postgres.url, "restarted")
-    assert len(counted_trials(study)) == 3
+    assert len(counted_trials(study)) == 3, _table(study) + stderr[-3000:]
     unrecorded = study.trials[disrupted[1]]
     assert unrecorded.state == TrialState.FAIL
     assert unrecorded.user_attrs["fail_reason"].startswith("the storage could not be reached as it ended")

@@ -416,11 +416,14 @@ def test_a_full_disk_mid_study_keeps_the_storage_consistent_and_the_study_resuma
 
 def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_at_once(tmp_path):
     """Same host, process gone: FAIL and queued again now; so is the caller's own RUNNING trial (called
-    between trials, it is one a storage outage left unended). Another live process's trial, or another
-    host's (watched by its heartbeat), is left running."""
+    between trials, it is one a storage outage left unended), and one that no worker claimed for the
+    heartbeat's grace period after its start (created as the storage dropped out). Another live
+    process's trial, another host's (watched by its heartbeat), or a just-created one, is left running."""
+    import datetime
+
     from autocompress.search import storage as storage_mod
     from autocompress.search.study import retry_dead_workers_trials
-    from autocompress.search.study._liveness import _process_start, this_process
+    from autocompress.search.study._liveness import _process_start, claim_seconds, this_process, worth_waiting_for
 
     backend = storage_mod.open_storage(storage_mod.locate("s", tmp_path))
     study = optuna.create_study(study_name="s", storage=backend, directions=["maximize", "minimize"])
@@ -439,18 +442,30 @@ def test_only_a_running_trial_whose_worker_is_known_dead_is_failed_and_retried_a
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         numbers[owner] = trial.number
+    numbers["unclaimed"] = study.ask().number  # its worker is about to record itself
+    orphan = optuna.trial.create_trial(state=TrialState.RUNNING, params={"width": 0.5}, distributions={
+        "width": optuna.distributions.CategoricalDistribution([0.25, 0.5])})
+    orphan.datetime_start = datetime.datetime.now() - datetime.timedelta(seconds=claim_seconds(study) + 5)
+    study.add_trial(orphan)
+    numbers["orphan"] = len(numbers)
+    assert claim_seconds(study) == 3 * storage_mod.HEARTBEAT_SECONDS  # the heartbeat's grace period
+    assert worth_waiting_for(study, [study.trials[numbers["elsewhere"]]])  # its heartbeat will tell
 
-    assert retry_dead_workers_trials(study) == [numbers["dead"], numbers["mine"]]
+    assert retry_dead_workers_trials(study) == [numbers["dead"], numbers["mine"], numbers["orphan"]]
     live.kill()
     trials = study.get_trials()
     assert trials[numbers["dead"]].state == trials[numbers["mine"]].state == TrialState.FAIL
     assert trials[numbers["dead"]].user_attrs["fail_reason"] == f"its worker (pid {gone.pid} on {host}) died"
     assert trials[numbers["mine"]].user_attrs["fail_reason"] == \
         f"the storage could not be reached as it ended (pid {os.getpid()} on {host})"
-    assert {trials[numbers[owner]].state for owner in ("live", "elsewhere", "starting")} == {TrialState.RUNNING}
+    assert trials[numbers["orphan"]].state == TrialState.FAIL
+    assert trials[numbers["orphan"]].user_attrs["fail_reason"] == \
+        f"no worker recorded itself running it within {claim_seconds(study)} s of its start"
+    assert {trials[numbers[owner]].state for owner in ("live", "elsewhere", "starting", "unclaimed")} == \
+        {TrialState.RUNNING}
     retries = study.get_trials(states=(TrialState.WAITING,))
     assert [RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in retries] == \
-        [numbers["dead"], numbers["mine"]]
+        [numbers["dead"], numbers["mine"], numbers["orphan"]]
     assert all(t.params == trials[numbers["dead"]].params for t in retries[:1])
     assert not any({"fail_reason", "worker_pid"} & set(t.user_attrs) for t in retries)  # each worker records itself
     assert retry_dead_workers_trials(study) == []  # nothing twice

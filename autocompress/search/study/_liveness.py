@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import socket
@@ -33,20 +34,26 @@ def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose worker ran on this host and is gone (``kill -9``, a crash) and
     queue each again with the same parameters, as a stale heartbeat would, but at once. Called
     between trials, it does the same for this process's own RUNNING trial, which a storage outage
-    left unended. A trial of another live process, or of another host, is left to finish or to go
-    stale. The failed trials' numbers."""
+    left unended, and for a trial that no worker claimed within :func:`claim_seconds` of its start
+    (the storage dropped out, or its process was killed, between creating it and recording who runs
+    it: it has no heartbeat either, so nothing else would ever end it). A trial of another live
+    process, or of another host, is left to finish or to go stale. The failed trials' numbers."""
     host, failed = socket.gethostname(), []
     me = this_process()
+    unclaimed_since = datetime.datetime.now() - datetime.timedelta(seconds=claim_seconds(study))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         record = TrialRecord.of(trial)
-        if record.worker_host != host or record.worker_pid is None:
-            continue
         mine = (record.worker_pid, record.worker_started) == (me["worker_pid"], me["worker_started"])
-        if not mine and _alive(record.worker_pid, record.worker_started):
-            continue
-        storage = study._storage
         worker = f"pid {record.worker_pid} on {host}"
-        reason = f"the storage could not be reached as it ended ({worker})" if mine else f"its worker ({worker}) died"
+        if record.worker_pid is None:
+            if trial.datetime_start is None or trial.datetime_start > unclaimed_since:
+                continue  # its worker is still recording itself
+            reason = f"no worker recorded itself running it within {claim_seconds(study)} s of its start"
+        elif record.worker_host != host or (not mine and _alive(record.worker_pid, record.worker_started)):
+            continue
+        else:
+            reason = f"the storage could not be reached as it ended ({worker})" if mine else f"its worker ({worker}) died"
+        storage = study._storage
         try:
             write(functools.partial(storage.set_trial_user_attr, trial._trial_id), fail_reason=reason)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
@@ -59,10 +66,21 @@ def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
 
 def worth_waiting_for(study: optuna.Study, running: list[optuna.trial.FrozenTrial]) -> bool:
     """Whether some of ``running`` (others' trials) will end or be retried: a trial on this host is
-    watched through its process, one elsewhere through its heartbeat (a journal file has none)."""
-    storage = study._storage
-    beats = isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
-    return any(beats or TrialRecord.of(t).worker_host == socket.gethostname() for t in running)
+    watched through its process, one elsewhere through its heartbeat (a journal file has none), one
+    that no worker claimed through its age (:func:`retry_dead_workers_trials`)."""
+    beats = _heartbeat_interval(study) is not None
+    return any(beats or TrialRecord.of(t).worker_host in (socket.gethostname(), None) for t in running)
+
+
+def claim_seconds(study: optuna.Study) -> int:
+    """How long after its start a RUNNING trial without a recorded worker is taken for orphaned: the
+    storage's grace period for stale heartbeats (a worker records itself within seconds)."""
+    return 3 * (_heartbeat_interval(study) or storage_mod.HEARTBEAT_SECONDS)
+
+
+def _heartbeat_interval(study: optuna.Study) -> int | None:
+    backend = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDB storage in a cache
+    return backend.get_heartbeat_interval() if isinstance(backend, optuna.storages.RDBStorage) else None
 
 
 def _alive(pid: int, started: str | None) -> bool:
