@@ -130,3 +130,34 @@ def test_a_server_restart_mid_study_is_survived(postgres, bar_npz, session_cache
     for trial in counted_trials(study):
         for artifact_id in trial.user_attrs["artifacts"].values():
             assert (out / "artifacts" / artifact_id).is_file()
+
+
+def test_a_trial_beats_on_after_an_outage(postgres, tmp_path):
+    """The heartbeat of a trial that trains through a 3 s outage goes on once the server is back (Optuna's
+    own thread dies at the first missed beat, so the trial would go stale and be run again elsewhere)."""
+    import optuna
+    import sqlalchemy
+
+    from autocompress.search import storage as storage_mod
+
+    location = storage_mod.StudyLocation(tmp_path, postgres.url)
+    study = optuna.create_study(study_name="beating", storage=storage_mod.open_storage(location, heartbeat=1))
+    engine = sqlalchemy.create_engine(postgres.url)
+    ages = []
+
+    def objective(trial):
+        time.sleep(1.5)  # it beats
+        postgres.pg_ctl("-m", "fast", "stop")
+        time.sleep(3)
+        postgres.pg_ctl("start")
+        time.sleep(3)
+        with engine.connect() as db:
+            ages.append(db.execute(sqlalchemy.text(
+                "SELECT EXTRACT(EPOCH FROM now() - heartbeat) FROM trial_heartbeats WHERE trial_id = :id"),
+                {"id": trial._trial_id}).scalar_one())
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    engine.dispose()
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert float(ages[0]) < 2.5  # beats every second again; without them it would be over 6 s old

@@ -130,8 +130,20 @@ def _rdb_storage(url: str, heartbeat: int) -> RDBStorage:
     server restart (which drops them all) costs a reconnect, not the search (Optuna does so for MySQL only)."""
     server = {"engine_kwargs": {"pool_pre_ping": True}} if _on_server(url) else {}
     with experimental_allowed():
-        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                          heartbeat_stale_trial_callback=retry_callback(), **server)
+        return _BeatingThroughOutages(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                                      heartbeat_stale_trial_callback=retry_callback(), **server)
+
+
+class _BeatingThroughOutages(RDBStorage):
+    """Optuna's RDB storage, whose heartbeat thread outlives an outage: Optuna's thread dies at the
+    first beat the server does not take, and the trial, still training, would then go stale and be
+    failed and run again by another worker."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except STORAGE_ERRORS:  # the next beat, once the server is back, records it
+            pass
 
 
 @contextlib.contextmanager
