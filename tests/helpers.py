@@ -84,11 +84,15 @@ def run_cli(*args: object, timeout: float = 900, cwd: Path = REPO, check: bool =
 
 
 def open_study(where: Path | str, name: str = "bars"):
-    """The study ``name`` in a study folder's ``study.db`` (a Path) or at a storage URL (a str)."""
+    """The study ``name`` in a study folder's ``study.db`` (a Path) or at a storage URL (a str), opened as
+    a search opens it (a new database's tables may be being created by the search meanwhile)."""
     import optuna
 
-    storage = where if isinstance(where, str) else f"sqlite:///{Path(where) / 'study.db'}"
-    return optuna.load_study(study_name=name, storage=storage)
+    from autocompress.search import storage as storage_mod
+
+    url = where if isinstance(where, str) else f"sqlite:///{Path(where) / 'study.db'}"
+    backend = storage_mod.open_storage(storage_mod.StudyLocation(Path(where), url))
+    return optuna.load_study(study_name=name, storage=backend)
 
 
 def counted_trials(study) -> list:
