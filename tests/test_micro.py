@@ -92,6 +92,31 @@ def test_macs_and_arena_bound_of_converted_students(bar_dataset, tmp_path, stude
     assert quantization["output"]["shape"] == [1, bar_dataset.num_classes]
 
 
+def test_global_channel_pruning_bounds_hold_whatever_training_made_of_the_weights(bar_dataset, tmp_path):
+    """Global scope prunes more from a layer whose filters training left uneven: the bounds ``--max-size``
+    and ``--max-ram`` reject with must still be below that model's weights and TFLM's arena."""
+    from autocompress.compress import measure, micro, prune, quantize
+    from autocompress.compress.config import CompressionConfig
+    from autocompress.compress.predict import predicted_arena_bytes, predicted_weight_bytes
+    from autocompress.models import build_model
+
+    config = CompressionConfig(student="dscnn", width=0.5, sparsity=0.5, prune_scope="global",
+                               prune_structure="channel", prune_layers="conv", quant="int8")
+    shape, classes = bar_dataset.input_shape, bar_dataset.num_classes
+    model = build_model("dscnn", shape, classes, width=0.5)
+    layer = model.get_layer("b2_pw_conv")  # as if trained: one strong filter, the others faint
+    kernel, *rest = layer.get_weights()
+    layer.set_weights([np.concatenate([kernel[..., :1], 1e-3 * kernel[..., 1:]], axis=-1), *rest])
+    pruned = prune.prune_channels(model, 0.5, "global", "conv")
+    assert pruned.get_layer("b2_pw_conv").filters == 1
+    path = tmp_path / "model.tflite"
+    path.write_bytes(quantize.convert(pruned, "int8", bar_dataset.x_train))
+    x = bar_dataset.x_val[:20]
+    measured = micro.run(path, x, measure.predict(path, x))
+    assert predicted_weight_bytes(config, shape, classes) <= pruned.count_params()  # int8: a byte a weight
+    assert predicted_arena_bytes(config, shape, classes) <= measured.arena_bytes
+
+
 def test_a_file_tflm_cannot_run_is_recorded_with_the_reason(bar_dataset, tmp_path):
     from autocompress.compress import measure, micro, quantize
     from autocompress.models import build_model

@@ -10,13 +10,17 @@ from autocompress.compress.config import CompressionConfig
 
 
 def _untrained(config: CompressionConfig, input_shape: tuple[int, ...], num_classes: int):
-    """``config``'s student, untrained, after channel pruning: the shapes of the model it exports."""
+    """``config``'s student, untrained, after channel pruning: the shapes of the model it exports, or
+    for global scope the smallest it can export. Global pruning's share of each layer follows the
+    trained weights (a layer whose filters training left uneven loses more), so the untrained
+    weights do not bound it; every prunable channel group down to its one channel does."""
     from autocompress.compress.prune import prune_channels
     from autocompress.models import build_model
 
     model = build_model(config.student, input_shape, num_classes, width=config.width)
     if config.prunes and config.prune_structure == "channel":
-        model = prune_channels(model, config.sparsity, config.prune_scope, config.prune_layers)
+        local = config.prune_scope == "local"
+        model = prune_channels(model, config.sparsity if local else 1.0, "local", config.prune_layers)
     return model
 
 
