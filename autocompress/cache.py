@@ -101,6 +101,23 @@ def sweep_temporaries(*folders: Path) -> list[Path]:
     return swept
 
 
+_SCRATCH = re.compile(r"^autocompress-(?P<kind>[a-z]+)@(?P<host>[^@]+)@(?P<pid>\d+)@")
+
+
+@contextlib.contextmanager
+def scratch_folder(kind: str) -> Iterator[Path]:
+    """A temporary folder in the system's temporary directory for this process's ``kind`` of work
+    (``run``, ``tflm``, ``vela``), named after its host and pid, deleted when the block ends. Those a
+    killed process of this host left (``kill -9`` skips the deletion) are deleted first."""
+    host = socket.gethostname()
+    for path in Path(tempfile.gettempdir()).glob(f"autocompress-{kind}@{host}@*"):
+        match = _SCRATCH.match(path.name)
+        if match and match["kind"] == kind and not pid_alive(int(match["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"autocompress-{kind}@{host}@{os.getpid()}@") as folder:
+        yield Path(folder)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` runs on this host (a reused pid counts as alive)."""
     try:

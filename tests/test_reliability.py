@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,9 +56,9 @@ def _snapshot(out: Path) -> set:
     return set(out.rglob("*")) if out.exists() else set()
 
 
-def _kill_at(command: list[str], out: Path, moment: str, delay: float, whole_group: bool) -> bool:
+def _kill_at(command: list[str], out: Path, moment: str, delay: float, whole_group: bool) -> int | None:
     """Run ``command`` until ``moment`` has come, then ``delay`` seconds more, then kill -9 it (its
-    process, or its whole process group); False if it ended first."""
+    process, or its whole process group); the pid killed, or None if it ended first."""
     seen, _ = _MOMENTS[moment]
     before = _snapshot(out)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -64,16 +66,24 @@ def _kill_at(command: list[str], out: Path, moment: str, delay: float, whole_gro
     try:
         while not seen(out, before):
             if process.poll() is not None:
-                return False
+                return None
             time.sleep(0.02)
         time.sleep(delay)
+        # the search's run folder, named after it, is there while its workers write (not yet, perhaps, when
+        # an earlier kill's RUNNING trial is what "training" sees; the front comes after the workers)
+        assert moment in ("training", "the front's writing") or _run_folders(process.pid)
         if whole_group:
             os.killpg(process.pid, signal.SIGKILL)
         else:
             process.send_signal(signal.SIGKILL)  # its workers die with it
-        return True
+        return process.pid
     finally:
         process.wait()
+
+
+def _run_folders(pid: int) -> list[Path]:
+    """The search process ``pid``'s run folders in the system's temporary directory."""
+    return list(Path(tempfile.gettempdir()).glob(f"autocompress-run@*@{pid}@*"))
 
 
 def _readable(path: Path, filename: str) -> None:
@@ -112,11 +122,12 @@ def test_kill_9_at_ten_moments_then_the_same_command_each_time_completes_the_stu
     command = search_command(bar_npz, space, session_cache, out,
                              "--teacher-epochs", "3", "--trials", "4", "--seed", "5")
     rng = random.Random(9)
-    killed = []
+    killed, pids = [], []
     for i, moment in enumerate(_KILLS):
         delay = rng.uniform(*_MOMENTS[moment][1])
-        if _kill_at(command, out, moment, delay, whole_group=i % 2 == 1):
+        if pid := _kill_at(command, out, moment, delay, whole_group=i % 2 == 1):
             killed.append(moment)
+            pids.append(pid)
     assert killed == list(_KILLS), killed  # the study was not done before its last kill
 
     again = subprocess.run(command, capture_output=True, text=True)  # at once
@@ -162,6 +173,8 @@ def test_kill_9_at_ten_moments_then_the_same_command_each_time_completes_the_stu
     # what the killed runs were writing was swept away (sweep_temporaries); what stays hidden is the students'
     # locks and the epoch backups of killed trainings that no run has finished since
     assert not [p for p in out.rglob(".*") if "tmp@" in p.name]
+    # and so were the killed searches' run folders in the system's temporary directory
+    assert not [p for pid in pids for p in _run_folders(pid)]
     assert all(p.name.endswith(".lock") or ".training" in p.parts for p in out.rglob(".*"))
     # the front's files are whole and agree (the last kill fell while they were written)
     front = [row["trial"] for row in json.loads((out / "front.json").read_text())]
@@ -189,6 +202,31 @@ def test_an_upload_cut_short_leaves_no_artifact(tmp_path):
     with pytest.raises(OSError, match="went away"):
         AtomicArtifactStore(tmp_path).write("an-artifact-id", io.BufferedReader(CutShort()))
     assert not list(tmp_path.iterdir())  # Optuna's own store leaves a truncated file under the id
+
+
+def test_a_scratch_folder_sweeps_only_those_of_dead_processes_of_its_kind(tmp_path):
+    """A run's scratch folder (its space, its workers' errors) that ``kill -9`` left is deleted by the
+    next one; a live process's, and another kind's, stay."""
+    import socket
+
+    from autocompress.cache import scratch_folder
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    root, host = Path(tempfile.gettempdir()), socket.gethostname()
+    left = {name: root / f"autocompress-{kind}@{host}@{pid}@{tmp_path.name}" for name, kind, pid in
+            [("dead", "run", gone.pid), ("live", "run", os.getpid()), ("other kind", "vela", gone.pid)]}
+    for folder in left.values():
+        (folder / "space.pickle").parent.mkdir()
+        (folder / "space.pickle").write_bytes(b"x")
+    try:
+        with scratch_folder("run") as folder:
+            assert folder.name.startswith(f"autocompress-run@{host}@{os.getpid()}@") and folder.is_dir()
+        assert not folder.exists()
+        assert {name for name, path in left.items() if path.exists()} == {"live", "other kind"}
+    finally:
+        for path in left.values():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def test_only_temporaries_of_dead_writers_on_this_host_are_swept(tmp_path):

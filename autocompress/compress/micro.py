@@ -17,11 +17,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from autocompress.cache import scratch_folder
 
 ARENA_ALIGNMENT = 16  # TFLM's MicroArenaBufferAlignment()
 PROBE_ARENA = 256 * 1024 ** 2  # the arena the first, measuring, interpreter gets
@@ -48,8 +49,8 @@ def run(path: Path, x: np.ndarray, reference: np.ndarray) -> MicroRun:
     """Run the ``.tflite`` at ``path`` with TFLM on raw pixels ``x`` (its first
     :data:`AGREEMENT_IMAGES`) and compare its classes with ``reference`` (LiteRT's, for the same images)."""
     x, reference = x[:AGREEMENT_IMAGES], np.asarray(reference)[:AGREEMENT_IMAGES]
-    with tempfile.TemporaryDirectory(prefix="tflm-") as folder:
-        images, answer, log = (Path(folder) / name for name in ("images.npy", "answer.json", "log.txt"))
+    with scratch_folder("tflm") as folder:
+        images, answer, log = (folder / name for name in ("images.npy", "answer.json", "log.txt"))
         np.save(images, x)
         try:
             done = subprocess.run([sys.executable, "-m", __name__, str(path), str(images), str(answer), str(log)],

@@ -14,10 +14,10 @@ import csv
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from autocompress.cache import scratch_folder
 from autocompress.errors import UserError
 
 TIMEOUT_SECONDS = 300
@@ -58,7 +58,7 @@ def estimate(path: Path, accelerator: str, quant: str) -> NpuEstimate:
     """Compile the ``.tflite`` at ``path`` (quantized as ``quant``) with Vela for ``accelerator``."""
     if quant not in ("int8", "qat"):
         return NpuEstimate(accelerator, reason=f"the Ethos-U runs full-integer (int8) models; this file is {quant}")
-    with tempfile.TemporaryDirectory(prefix="autocompress-vela-") as out:
+    with scratch_folder("vela") as out:
         try:
             done = subprocess.run([sys.executable, "-m", "ethosu.vela", str(path), "--accelerator-config", accelerator,
                                    "--output-dir", out], capture_output=True, text=True, timeout=TIMEOUT_SECONDS)

@@ -16,14 +16,13 @@ import pickle
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import optuna
 
-from autocompress.cache import sweep_temporaries
+from autocompress.cache import scratch_folder, sweep_temporaries
 from autocompress.data import dataset_name
 from autocompress.errors import UserError
 from autocompress.search import storage as storage_mod
@@ -73,7 +72,7 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
     sweep_temporaries(location.folder)  # what a killed run was writing
     started = time.time()
     deadline = started + settings.timeout if settings.timeout else None
-    with tempfile.TemporaryDirectory(prefix="autocompress-run-") as run_folder, _sigterm_as_ctrl_c() as forwarded:
+    with scratch_folder("run") as run_folder, _sigterm_as_ctrl_c() as forwarded:
         WorkerArgs.space_file(run_folder).write_bytes(pickle.dumps(space))
         workers = [_Worker(settings, started, deadline, 0, Path(run_folder))]
         forwarded.extend(workers)
