@@ -101,7 +101,7 @@ def sweep_temporaries(*folders: Path) -> list[Path]:
     return swept
 
 
-_SCRATCH = re.compile(r"^autocompress-(?P<kind>[a-z]+)@(?P<host>[^@]+)@(?P<pid>\d+)@")
+_SCRATCH_PID = re.compile(r"^autocompress-[a-z]+@[^@]+@(?P<pid>\d+)@")
 
 
 @contextlib.contextmanager
@@ -111,8 +111,8 @@ def scratch_folder(kind: str) -> Iterator[Path]:
     killed process of this host left (``kill -9`` skips the deletion) are deleted first."""
     host = socket.gethostname()
     for path in Path(tempfile.gettempdir()).glob(f"autocompress-{kind}@{host}@*"):
-        match = _SCRATCH.match(path.name)
-        if match and match["kind"] == kind and not pid_alive(int(match["pid"])):
+        match = _SCRATCH_PID.match(path.name)
+        if match and not pid_alive(int(match["pid"])):
             shutil.rmtree(path, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=f"autocompress-{kind}@{host}@{os.getpid()}@") as folder:
         yield Path(folder)

@@ -93,10 +93,16 @@ def _lost_schema_race(error: Exception) -> bool:
     return "IntegrityError" in text or "already exists" in text
 
 
+def rdb_backend(study: optuna.Study) -> RDBStorage | None:
+    """``study``'s RDB storage, under the cache Optuna wraps it in; None for a journal file."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
 def reconnects(study: optuna.Study) -> bool:
     """Whether ``study`` lives on a database server, whose pooled connections reconnect after an outage."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    return isinstance(backend, RDBStorage) and _on_server(backend.url)
+    backend = rdb_backend(study)
+    return backend is not None and _on_server(backend.url)
 
 
 def _on_server(url: str) -> bool:

@@ -40,7 +40,8 @@ def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
     process, or of another host, is left to finish or to go stale. The failed trials' numbers."""
     host, failed = socket.gethostname(), []
     me = this_process()
-    unclaimed_since = datetime.datetime.now() - datetime.timedelta(seconds=claim_seconds(study))
+    grace = claim_seconds(study)
+    unclaimed_since = datetime.datetime.now() - datetime.timedelta(seconds=grace)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         record = TrialRecord.of(trial)
         mine = (record.worker_pid, record.worker_started) == (me["worker_pid"], me["worker_started"])
@@ -48,7 +49,7 @@ def retry_dead_workers_trials(study: optuna.Study) -> list[int]:
         if record.worker_pid is None:
             if trial.datetime_start is None or trial.datetime_start > unclaimed_since:
                 continue  # its worker is still recording itself
-            reason = f"no worker recorded itself running it within {claim_seconds(study)} s of its start"
+            reason = f"no worker recorded itself running it within {grace} s of its start"
         elif record.worker_host != host or (not mine and _alive(record.worker_pid, record.worker_started)):
             continue
         else:
@@ -79,8 +80,8 @@ def claim_seconds(study: optuna.Study) -> int:
 
 
 def _heartbeat_interval(study: optuna.Study) -> int | None:
-    backend = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDB storage in a cache
-    return backend.get_heartbeat_interval() if isinstance(backend, optuna.storages.RDBStorage) else None
+    backend = storage_mod.rdb_backend(study)
+    return backend.get_heartbeat_interval() if backend is not None else None
 
 
 def _alive(pid: int, started: str | None) -> bool:
