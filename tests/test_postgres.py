@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -106,20 +107,30 @@ def test_a_server_restart_mid_study_is_survived(postgres, bar_npz, session_cache
     out = tmp_path / "study"
     command = search_command(bar_npz, space, session_cache, out, "--trials", "3", "--seed", "3",
                              "--storage", postgres.url, "--study-name", "restarted")
-    search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
     disrupted: list[int] = []
+    measured: set[Path] = set()  # the trials' files seen so far
     deadline = time.time() + 300
     while search.poll() is None and len(disrupted) < 2 and time.time() < deadline:
-        running = [t.number for t in _trials(postgres.url, "restarted", TrialState.RUNNING) if t.number not in disrupted]
-        if running and not disrupted:
-            postgres.pg_ctl("-m", "fast", "restart")
-            disrupted.append(running[0])
-        elif running and (out / "trials" / f"{running[0]:05d}" / "model.tflite").exists():  # about to end
-            postgres.pg_ctl("-m", "fast", "stop")
-            time.sleep(15)
-            postgres.pg_ctl("start")
-            disrupted.append(running[0])
-        time.sleep(0.2)
+        if not disrupted:
+            running = _trials(postgres.url, "restarted", TrialState.RUNNING)
+            if running:
+                postgres.pg_ctl("-m", "fast", "restart")
+                disrupted.append(running[0].number)
+        elif fresh := set(out.glob("trials/*/model.tflite")) - measured:  # a trial is about to end
+            measured |= fresh
+            os.killpg(search.pid, signal.SIGSTOP)  # frozen, it cannot end the trial before the outage
+            running = {t.number for t in _trials(postgres.url, "restarted", TrialState.RUNNING)}
+            ending = [int(path.parent.name) for path in fresh if int(path.parent.name) in running]
+            if ending:
+                postgres.pg_ctl("-m", "fast", "stop")
+                os.killpg(search.pid, signal.SIGCONT)
+                time.sleep(15)  # it measures the file, then cannot record the result
+                postgres.pg_ctl("start")
+                disrupted.append(ending[0])
+            os.killpg(search.pid, signal.SIGCONT)
+        time.sleep(0.05)
     _, stderr = search.communicate(timeout=600)
     assert len(disrupted) == 2 and search.returncode == 0, stderr[-3000:]
     study = open_study(postgres.url, "restarted")
