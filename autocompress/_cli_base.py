@@ -25,6 +25,11 @@ NpuOpt = typer.Option(None, "--npu", help="Also estimate each full-integer file 
                                           "its configuration, e.g. ethos-u55-128 (inference ms, cycles, SRAM).")
 PrecisionOpt = typer.Option("auto", "--precision", help="Training precision: auto (bfloat16 mixed precision where the "
                             "processor has native bfloat16, else float32), float32 or bfloat16.")
+ModelPath = typer.Option(None, "--model", help="Your trained Keras model (.keras, .h5 or SavedModel folder; Keras 3 or "
+                                               "tf_keras) to compress, as student 'model'; also the teacher unless --teacher.")
+InputScale = typer.Option(1.0, "--input-scale", help="Your --model takes pixels (0-255) * this + --input-offset, "
+                                                     "e.g. 0.00392157 for [0, 1]; 1 = raw pixels.")
+InputOffset = typer.Option(0.0, "--input-offset", help="See --input-scale, e.g. -1 with --input-scale 0.00784314 for [-1, 1].")
 DatasetArg = typer.Option(..., "--dataset", help="mnist, fashion_mnist, cifar10, cifar100, or a path to an .npz, image folder or archive.")
 
 

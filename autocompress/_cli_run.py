@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from autocompress import __version__
-from autocompress._cli_base import CacheDir, DataDir, DatasetArg, NpuOpt, PrecisionOpt, app, console
+from autocompress._cli_base import (CacheDir, DataDir, DatasetArg, InputOffset, InputScale, ModelPath, NpuOpt,
+                                    PrecisionOpt, app, console)
 
 
 def _version(value: bool) -> None:
@@ -64,7 +65,8 @@ def teacher(dataset: str = DatasetArg, epochs: Optional[int] = typer.Option(None
 def compress(
     dataset: str = DatasetArg,
     out: Path = typer.Option(..., "--out", help="Folder for model.tflite, model.keras and result.json."),
-    student: str = typer.Option("cnn", help="Student architecture: cnn, resnet8, dscnn or a paper-* preset."),
+    student: Optional[str] = typer.Option(None, help="Student: cnn, resnet8, dscnn, mobilenetv2, a paper-* preset, model "
+                                                     "(your --model; the default with --model) or package.module:function."),
     width: float = typer.Option(0.5, help="Student width multiplier."),
     temperature: float = typer.Option(4.0, help="Distillation temperature T (> 0)."),
     alpha: float = typer.Option(1.0, help="Weight of the label loss; 1 = plain training, < 1 distils."),
@@ -85,14 +87,18 @@ def compress(
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
     precision: str = PrecisionOpt,
     npu: Optional[str] = NpuOpt,
+    model_path: Optional[Path] = ModelPath, input_scale: float = InputScale, input_offset: float = InputOffset,
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
     """Run one configuration: distil -> prune -> quantize, then measure the exported .tflite."""
     from autocompress.api import compress as run_compress
     from autocompress.compress.config import CompressionConfig
+    from autocompress.own_model import OWN_MODEL, InputScaling
     from autocompress.precision import resolve
 
     resolve(precision)
+    scaling = InputScaling(input_scale, input_offset)
+    student = student or (OWN_MODEL if model_path else "cnn")
     config = CompressionConfig(student=student, width=width, temperature=temperature, alpha=alpha, assistant=assistant,
                                sparsity=sparsity, prune_scope=prune_scope, prune_structure=prune_structure,
                                prune_layers=prune_layers, quant=quant, per_channel=per_channel,
@@ -101,7 +107,7 @@ def compress(
     with console.status(f"compressing: {config.label()}"):
         result = run_compress(config, dataset, out, data_dir=data_dir, cache_dir=cache_dir,
                               teacher_epochs=teacher_epochs, teacher_path=teacher_path, precision=precision,
-                              npu=npu)
+                              npu=npu, model_path=model_path, scaling=scaling)
     table = Table("configuration", "val acc", "test acc", "bytes", "gzip bytes", "params (non-zero)",
                   "efficiency %/KB", "latency ms", "seconds")
     table.add_row(config.label(), f"{result.val_accuracy:.4f}", f"{result.test_accuracy:.4f}",

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from autocompress._cli_base import (INTERRUPTED, CacheDir, DataDir, DatasetArg, NpuOpt, PrecisionOpt, app, console, errors,
-                                    parse_size)
+from autocompress._cli_base import (INTERRUPTED, CacheDir, DataDir, DatasetArg, InputOffset, InputScale, ModelPath, NpuOpt,
+                                    PrecisionOpt, app, console, errors, parse_size)
 
 
 @app.command()
@@ -44,6 +44,7 @@ def search(
     teacher_epochs: Optional[int] = typer.Option(None, help="Epochs for the built-in teacher, if it must be trained."),
     precision: str = PrecisionOpt,
     npu: Optional[str] = NpuOpt,
+    model_path: Optional[Path] = ModelPath, input_scale: float = InputScale, input_offset: float = InputOffset,
     quiet: bool = typer.Option(False, "--quiet", help="No live display."),
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
@@ -61,7 +62,8 @@ def search(
         data_dir=str(data_dir) if data_dir else None, cache_dir=str(cache_dir) if cache_dir else None,
         teacher_path=str(teacher_path) if teacher_path else None, teacher_epochs=teacher_epochs, heartbeat=heartbeat,
         multi_fidelity=multi_fidelity, cache_limit=parse_size(cache_limit), trials_per_process=trials_per_process,
-        precision=precision, npu=npu)
+        precision=precision, npu=npu, model_path=str(model_path.resolve()) if model_path else None,
+        input_scale=input_scale, input_offset=input_offset)
     import optuna
     from optuna.trial import TrialState
 

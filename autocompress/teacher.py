@@ -181,3 +181,12 @@ def load_user_teacher(dataset: Dataset, teacher_path: str | Path, cache_dir: Pat
         raise UserError(f"teacher {source} outputs {model.output_shape[-1]} classes but {dataset.name} has "
                         f"{dataset.num_classes}; pass a teacher trained on this dataset")
     return _store(path, model, dataset, f"user:{source.name}", key, 0.0)
+
+
+def own_model_teacher(dataset: Dataset, own, cache_dir: Path) -> Teacher:
+    """The user's own model (an :class:`~autocompress.own_model.OwnModel`, raw pixels in) as the
+    teacher its compressed variants distil from, its logits cached by its key."""
+    path = Path(cache_dir) / "teachers" / f"{dataset.name}-user-{own.key}"
+    if (path / "teacher.json").exists():
+        return _load(path)
+    return _store(path, own.load(), dataset, f"user:{Path(own.source).name}", own.key, 0.0)

@@ -22,6 +22,8 @@ from autocompress.models import build_model
 from autocompress.progress import EpochProgress, progress_bar
 from autocompress.training import DistillationLoss, TrainingConfig, train
 
+from helpers import tflite_docs_accuracy
+
 BASE = dict(student="cnn", width=0.5, epochs=2, finetune_epochs=1, batch_size=32)
 
 
@@ -118,23 +120,6 @@ def test_int8_models_hold_int8_tensors_and_float16_halves_the_file(run):
     assert "int8" in dtypes and interpreter.get_input_details()[0]["dtype"].__name__ == "uint8"
     assert 0.4 < half_result.tflite_bytes / float_result.tflite_bytes < 0.6
     assert int8_result.tflite_bytes < 0.4 * float_result.tflite_bytes
-
-
-def tflite_docs_accuracy(model_path: str, images: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy as TensorFlow's post-training integer quantization tutorial measures it, knowing only
-    that the model takes the images' values: a quantized input gets ``x / scale + zero_point``."""
-    interpreter = Interpreter(model_path=model_path)
-    interpreter.allocate_tensors()
-    input_details, output_details = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    correct = 0
-    for image, label in zip(images, labels):
-        if input_details["dtype"] in (np.uint8, np.int8):
-            input_scale, input_zero_point = input_details["quantization"]
-            image = image / input_scale + input_zero_point
-        interpreter.set_tensor(input_details["index"], np.expand_dims(image, axis=0).astype(input_details["dtype"]))
-        interpreter.invoke()
-        correct += int(interpreter.get_tensor(output_details["index"])[0].argmax() == label)
-    return correct / len(labels)
 
 
 @pytest.fixture(scope="module")

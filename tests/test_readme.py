@@ -72,19 +72,40 @@ def test_the_readme_python_block_runs_as_written(bar_npz, session_cache, tmp_pat
     """The block runs in a fresh interpreter, as pasted, with only its data and size made tiny:
     the dataset is the bar npz, the configuration trains 2 epochs of batches of 32 instead of 10 of 128, and the search asks
     for 1 trial of the tests' tiny space instead of 30."""
-    (code,) = _blocks("python")
+    (code,) = [block for block in _blocks("python") if "run_search" in block]
     (tmp_path / "space.toml").write_text(SEARCH_SPACE)
     replacements = {'"fashion_mnist"': repr(str(bar_npz)), "CompressionConfig(width": "CompressionConfig(epochs=2, batch_size=32, width", "trials=30": "trials=1, config='space.toml'"}
     for old, new in replacements.items():
         assert old in code, f"the README's Python block no longer holds {old}; update this test"
         code = code.replace(old, new)
     code += "\nprint('study', study.study_name, len(study.best_trials))\n"
-    env = {**os.environ, "AUTOCOMPRESS_CACHE_DIR": str(session_cache), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = _run_python(code, tmp_path, session_cache)
     assert done.returncode == 0, done.stderr[-3000:]
     accuracy, size = done.stdout.splitlines()[-2].split()
     assert 0 <= float(accuracy) <= 1 and int(size) > 0
     assert (tmp_path / "runs" / "one" / "model.tflite").stat().st_size == int(size)
     assert done.stdout.splitlines()[-1] == "study bars 1"
+
+
+def _run_python(code: str, cwd, cache) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter in ``cwd``, as a user pastes it."""
+    env = {**os.environ, "AUTOCOMPRESS_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_readme_own_model_block_saves_a_model_that_compress_model_takes(bar_npz, bar_dataset, session_cache,
+                                                                            tmp_path):
+    """The "Your own model" block, on the bar data: the Keras 3 file it saves is one ``--model`` takes."""
+    from autocompress.own_model import prepare
+
+    (code,) = [block for block in _blocks("python") if "my_model.keras" in block]
+    old = '"fashion_mnist", "../shared/datasets"'
+    assert old in code, f"the README's own-model block no longer holds {old}; update this test"
+    done = _run_python(code.replace(old, repr(str(bar_npz))), tmp_path, session_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    own = prepare(bar_dataset, tmp_path / "my_model.keras", tmp_path / "cache")
+    import keras
+
+    saved = keras.models.load_model(tmp_path / "my_model.keras")
+    assert own.params == saved.count_params() and own.val_accuracy > 0.6

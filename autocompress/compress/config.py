@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from autocompress.errors import UserError
-from autocompress.architectures import ARCHITECTURES, FAMILIES
+from autocompress.architectures import ARCHITECTURES, FAMILIES, OWN_MODEL, is_user_family
 
 PruneScope = Literal["global", "local"]
 PruneStructure = Literal["unstructured", "2:4", "channel"]
@@ -71,7 +71,11 @@ class CompressionConfig:
             if isinstance(value, float) and value != value:
                 raise UserError(f"{name.replace('_', ' ')} must be a number (got nan)")
         checks = [
-            (self.student in ARCHITECTURES, f"student must be one of {', '.join(ARCHITECTURES)} (got {self.student!r})"),
+            (self.student in (*ARCHITECTURES, OWN_MODEL) or is_user_family(self.student),
+             f"student must be one of {', '.join(ARCHITECTURES)}, {OWN_MODEL} (your --model) or a family of yours "
+             f"as 'package.module:function' (got {self.student!r})"),
+            (not (self.student == OWN_MODEL and self.assistant),
+             "your own model (student 'model') is trained already: it takes no teacher assistant"),
             (self.width > 0, f"width must be > 0 (got {self.width})"),
             (self.temperature > 0, f"temperature must be > 0 (got {self.temperature}); 1 means no softening"),
             (0.0 <= self.alpha <= 1.0, f"alpha must be in [0, 1] (got {self.alpha}); 1 is plain training"),
@@ -116,7 +120,8 @@ class CompressionConfig:
     def label(self) -> str:
         """A short readable name, e.g. ``cnn w0.50 T4 a0.3 60% global channel int8``."""
         # the width scales the families; the paper's presets are fixed
-        parts = [f"{self.student} w{self.width:.2f}" if self.student in FAMILIES else self.student]
+        scaled = self.student in FAMILIES or is_user_family(self.student)
+        parts = [f"{self.student} w{self.width:.2f}" if scaled else self.student]
         if self.distills:
             parts.append(f"T{self.temperature:g} a{self.alpha:.2g}" + (" +TA" if self.assistant else ""))
         if self.prunes:
@@ -158,6 +163,7 @@ class InputContract:
     value_range: tuple[int, int] = (0, 255)
     layout: str = "NHWC"
     output: str = "logits (argmax = class index)"
+    preprocessing: str | None = None  # for your own model (``--model``): what became of its input contract
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from autocompress.compress import measure, micro, npu, prune, quantize
 from autocompress.compress.config import CompressionConfig, InputContract, Result
 from autocompress.data import Dataset
 from autocompress.errors import TrainingFailed, UselessTeacher
+from autocompress.own_model import OWN_MODEL, OwnModel, build_student
 from autocompress.precision import Precision
 from autocompress.teacher import Teacher, TeacherRecipe, augmentations, train_or_load
 from autocompress.training import TrainingConfig, optimizer_state, train
@@ -38,6 +39,7 @@ class Context:
     and pruned models in ``models_dir`` (a study's own folder), else in ``cache_dir`` too.
     ``precision`` is the one students and assistants train in (:mod:`autocompress.precision`).
     ``npu``: an Ethos-U configuration (e.g. ``ethos-u55-128``) Vela estimates every file for.
+    ``own_model``: the user's trained model (``--model``), the student ``"model"``.
     """
 
     dataset: Dataset
@@ -46,6 +48,7 @@ class Context:
     models_dir: Path | None = None
     precision: Precision = "float32"
     npu: str | None = None
+    own_model: OwnModel | None = None
     _assistants: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -120,8 +123,12 @@ def _kd_arguments(config: CompressionConfig, source: Teacher | None) -> dict:
 
 
 def lineage_key(config: CompressionConfig, context: Context, source: Teacher | None) -> str:
-    """Everything that determines a student's training except how long it trains (its budget)."""
+    """Everything that determines a student's training except how long it trains (its budget); for
+    the user's own model (not trained), its file and what fine-tunes it after pruning."""
     kd = (config.temperature, config.alpha, source.key) if source else None
+    if config.student == OWN_MODEL:  # what fine-tunes it after pruning
+        return key_of(__version__, context.own_model and context.own_model.key, kd, config.batch_size,
+                      config.learning_rate, config.seed, context.precision)
     return key_of(__version__, context.dataset.fingerprint, config.student, config.width, kd,
                   config.batch_size, config.learning_rate, config.seed, context.precision)
 
@@ -138,7 +145,12 @@ def run_key(config: CompressionConfig, context: Context) -> str:
 
 
 def _student_path(config: CompressionConfig, context: Context, source: Teacher | None) -> Path:
-    return context.model_cache / "students" / f"{config.student}-{student_key(config, context, source)}.keras"
+    return context.model_cache / "students" / f"{_stem(config)}-{student_key(config, context, source)}.keras"
+
+
+def _stem(config: CompressionConfig) -> str:
+    """The student's name as a file name's first part (a family of yours is 'package.module:function')."""
+    return config.student.replace(".", "_").replace(":", "_")
 
 
 def _state_path(student: Path) -> Path:
@@ -152,13 +164,15 @@ def _backup_path(student: Path) -> Path:
 
 def has_trained_student(config: CompressionConfig, context: Context) -> bool:
     """Whether ``config``'s student is in the model cache (so a run trains no student)."""
+    if config.student == OWN_MODEL:  # trained already
+        return True
     return _student_path(config, context, context.knowledge_source(config) if config.distills else None).exists()
 
 
 def shorter_training(config: CompressionConfig, context: Context, source: Teacher | None) -> tuple[int, Path] | None:
     """The cached training of ``config``'s student with the most epochs below ``config.epochs``
     (and its optimizer state), as (epochs, path): a longer budget continues it."""
-    prefix = f"{config.student}-{lineage_key(config, context, source)}-e"
+    prefix = f"{_stem(config)}-{lineage_key(config, context, source)}-e"
     found = []
     for path in (context.model_cache / "students").glob(f"{prefix}*.keras"):
         epochs = path.name[len(prefix):-len(".keras")]
@@ -171,18 +185,20 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
                   callbacks, reused: list[str]) -> keras.Model:
     """The trained student: from the cache; or continued from its cached training with fewer epochs
     (``E2 - E1`` more epochs from its weights and optimizer state, a warm restart); or trained now
-    with ``callbacks``. A training killed midway goes on from its last epoch when it runs again."""
+    with ``callbacks``. A training killed midway goes on from its last epoch when it runs again.
+    The user's own model is taken as it is."""
     dataset = context.dataset
+    if config.student == OWN_MODEL:
+        reused.append("your model")
+        return build_student(OWN_MODEL, dataset.input_shape, dataset.num_classes, own=context.own_model)
     path = _student_path(config, context, source)
     earlier = shorter_training(config, context, source)
 
     def build():
-        from autocompress.models import build_model
-
         keras.utils.set_random_seed(config.seed)
         kwargs = dict(callbacks=callbacks, backup=_backup_path(path), **_kd_arguments(config, source))
         with precision.policy(context.precision):
-            model = build_model(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
+            model = build_student(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
             if earlier is not None:
                 epochs, cached = earlier
                 model.set_weights(keras.models.load_model(cached, compile=False).get_weights())
@@ -214,7 +230,7 @@ def prune_student(student: keras.Model, config: CompressionConfig, context: Cont
     dataset = context.dataset
     prune_key = key_of(key, config.sparsity, config.prune_scope, config.prune_structure, config.prune_layers,
                        config.finetune_epochs)
-    path = context.model_cache / "pruned" / f"{config.student}-{prune_key}.keras"
+    path = context.model_cache / "pruned" / f"{_stem(config)}-{prune_key}.keras"
     notes_path = path.with_suffix(".notes.json")
 
     def build():
@@ -240,6 +256,13 @@ def _npu_fields(estimate: npu.NpuEstimate | None) -> dict:
         return {}
     return dict(npu=estimate.accelerator, npu_ms=estimate.inference_ms, npu_cycles=estimate.cycles,
                 npu_sram_bytes=estimate.sram_bytes, npu_cpu_operators=estimate.cpu_operators, npu_error=estimate.reason)
+
+
+def _preprocessing(config: CompressionConfig, context: Context) -> str | None:
+    """What the user's own model's input contract became in the exported file."""
+    if config.student != OWN_MODEL or context.own_model is None:
+        return None
+    return context.own_model.scaling.describe()
 
 
 def run(config: CompressionConfig, context: Context, out_dir: Path, student_callbacks=()) -> Result:
@@ -301,7 +324,8 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
         tflite_bytes=size, gzip_bytes=gzipped, params=sparsity.params, nonzero_params=sparsity.nonzero_params,
         sparsity=sparsity.overall, layer_sparsity=sparsity.per_layer, latency_ms=latency,
         stage_seconds=stages.seconds,
-        input_contract=InputContract(shape=(1, *dataset.input_shape), dtype=quantize.input_dtype(config.quant)),
+        input_contract=InputContract(shape=(1, *dataset.input_shape), dtype=quantize.input_dtype(config.quant),
+                                     preprocessing=_preprocessing(config, context)),
         tflite_path=str(tflite_path), keras_path=str(out_dir / "model.keras"),
         teacher=source.name if source else None, notes=tuple(notes), reused=tuple(reused),
         precision=context.precision,

@@ -5,7 +5,10 @@
   layers end up with different sparsities;
 * channel: whole filters (units) are removed and a smaller dense model is rebuilt, so the
   exported file itself shrinks. Channels tied together by residual additions are pruned as
-  one group.
+  one group; a concatenation's channels are its inputs', each pruned with its own group.
+  Functional graphs of Conv2D, SeparableConv2D, DepthwiseConv2D and Dense layers qualify (a
+  user's model is rebuilt as one, see :mod:`autocompress.own_model`); any other layer that mixes
+  channels (Reshape, say) stops it with its name.
 """
 
 from __future__ import annotations
@@ -18,12 +21,25 @@ import numpy as np
 from autocompress._tf import keras
 from autocompress.errors import UserError
 
-KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, keras.layers.Dense)
 PASS_THROUGH = (
     keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation, keras.layers.MaxPooling2D,
     keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D,
     keras.layers.Dropout, keras.layers.Rescaling, keras.layers.DepthwiseConv2D, keras.layers.InputLayer,
+    keras.layers.Normalization, keras.layers.ZeroPadding2D, keras.layers.Softmax,
 )
+
+
+def _kernel(layer) -> np.ndarray:
+    """The kernel whose last axis is the layer's filters (units): a separable conv's pointwise one."""
+    weights = layer.get_weights()
+    return weights[1] if isinstance(layer, keras.layers.SeparableConv2D) else weights[0]
+
+
+def _producer(layer) -> bool:
+    """Whether ``layer`` makes new channels (its filters or units can be removed)."""
+    return isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.Dense)) and \
+        not isinstance(layer, keras.layers.DepthwiseConv2D)
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ def measure_sparsity(model: keras.Model) -> SparsityReport:
     per_layer, zeros, total = {}, 0, 0
     for layer in model.layers:
         if isinstance(layer, KERNEL_LAYERS):
-            kernel = layer.get_weights()[0]
+            kernel = _kernel(layer)
             layer_zeros = int(np.sum(kernel == 0))
             per_layer[layer.name] = round(layer_zeros / kernel.size, 4)
             zeros, total = zeros + layer_zeros, total + kernel.size
@@ -51,7 +67,7 @@ def measure_sparsity(model: keras.Model) -> SparsityReport:
 
 
 def _chosen(layer, which: str) -> bool:
-    if which in ("conv", "all") and isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D):
+    if which in ("conv", "all") and _producer(layer) and not isinstance(layer, keras.layers.Dense):
         return True
     return which in ("dense", "all") and isinstance(layer, keras.layers.Dense)
 
@@ -63,11 +79,11 @@ def layer_targets(model: keras.Model, sparsity: float, scope: str, which: str) -
         raise UserError(f"the model has no {which} layers to prune; choose --prune-layers conv, dense or all")
     if scope == "local":
         return {layer.name: sparsity for layer in chosen}
-    magnitudes = np.concatenate([np.abs(layer.get_weights()[0]).ravel() for layer in chosen])
+    magnitudes = np.concatenate([np.abs(_kernel(layer)).ravel() for layer in chosen])
     threshold = np.quantile(magnitudes, sparsity)
     targets = {}
     for layer in chosen:
-        share = float(np.mean(np.abs(layer.get_weights()[0]) <= threshold))
+        share = float(np.mean(np.abs(_kernel(layer)) <= threshold))
         targets[layer.name] = min(share, 0.99)  # TFMOT needs < 1; never empty a layer entirely
     return targets
 
@@ -92,7 +108,7 @@ def wrap_for_pruning(model: keras.Model, targets: dict[str, float], structure: s
             return layer.__class__.from_config(layer.get_config())
         clone = layer.__class__.from_config(layer.get_config())
         if structure == "2:4":
-            if layer.get_weights()[0].shape[-2] % 4:
+            if _kernel(layer).shape[-2] % 4:
                 notes.append(f"2:4 cannot apply to {layer.name} (input channels not a multiple of 4): left dense")
                 return clone
             schedule = sparsity_api.ConstantSparsity(0.5, begin_step=0, frequency=frequency)
@@ -150,11 +166,14 @@ class _Groups:
         return a
 
 
+Spec = int | tuple[tuple[int, int], ...]  # a group, or a concatenation's (group, channels) segments
+
+
 @dataclass(frozen=True)
 class _Trace:
     groups: _Groups
-    out_group: dict[str, int]           # layer -> group of its output channels
-    in_group: dict[str, int]            # layer -> group of its input channels
+    out_group: dict[str, Spec]          # layer -> group(s) of its output channels
+    in_group: dict[str, Spec]           # layer -> group(s) of its input channels
     flatten_spatial: dict[str, int]     # layer fed by Flatten -> spatial positions per channel
     producers: dict[str, int]           # conv / dense layer -> group it creates
 
@@ -163,6 +182,10 @@ def _inbound(layer) -> list:
     node = layer._inbound_nodes[0]
     inbound = node.inbound_layers
     return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
+
+
+def _segments(spec: Spec, channels: int) -> tuple[tuple[int, int], ...]:
+    return spec if isinstance(spec, tuple) else ((spec, channels),)
 
 
 def _trace(model: keras.Model) -> _Trace:
@@ -174,17 +197,23 @@ def _trace(model: keras.Model) -> _Trace:
             out_group[layer.name] = groups.new()
             continue
         source = parents[0].name
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and not isinstance(layer, keras.layers.DepthwiseConv2D):
+        if _producer(layer):
             if source in flat_from:
                 in_group[layer.name], flatten_spatial[layer.name] = flat_from[source]
             else:
                 in_group[layer.name] = out_group[source]
             out_group[layer.name] = producers[layer.name] = groups.new()
         elif isinstance(layer, keras.layers.Add):
+            if any(isinstance(out_group[p.name], tuple) for p in parents):
+                raise UserError(f"channel pruning cannot follow a concatenation into an addition ({layer.name}); "
+                                "use --prune-structure unstructured")
             merged = out_group[parents[0].name]
             for other in parents[1:]:
                 merged = groups.union(merged, out_group[other.name])
             out_group[layer.name] = merged
+        elif isinstance(layer, keras.layers.Concatenate) and layer.axis in (-1, len(layer.output_shape) - 1):
+            out_group[layer.name] = tuple(segment for p in parents
+                                          for segment in _segments(out_group[p.name], p.output_shape[-1]))
         elif isinstance(layer, keras.layers.Flatten):
             shape = layer.input_shape[1:]
             flat_from[layer.name] = (out_group[source], int(np.prod(shape[:-1])))
@@ -201,7 +230,7 @@ def _trace(model: keras.Model) -> _Trace:
 
 def _filter_scores(layer) -> np.ndarray:
     """Mean absolute weight of each output filter (unit): comparable across fan-ins."""
-    kernel = layer.get_weights()[0]
+    kernel = _kernel(layer)
     return np.abs(kernel.reshape(-1, kernel.shape[-1])).mean(axis=0)
 
 
@@ -230,8 +259,15 @@ def choose_channels(model: keras.Model, sparsity: float, scope: str, which: str)
     return kept, trace
 
 
-def _indices(trace: _Trace, kept: dict[int, np.ndarray], gid: int, size: int) -> np.ndarray:
-    return kept.get(trace.groups.find(gid), np.arange(size))
+def _indices(trace: _Trace, kept: dict[int, np.ndarray], spec: Spec, size: int) -> np.ndarray:
+    """The kept channel indices of a tensor of ``size`` channels made by group(s) ``spec``."""
+    if not isinstance(spec, tuple):
+        return kept.get(trace.groups.find(spec), np.arange(size))
+    parts, offset = [], 0
+    for gid, channels in spec:
+        parts.append(offset + _indices(trace, kept, gid, channels))
+        offset += channels
+    return np.concatenate(parts)
 
 
 def prune_channels(model: keras.Model, sparsity: float, scope: str, which: str) -> keras.Model:
@@ -256,7 +292,15 @@ def prune_channels(model: keras.Model, sparsity: float, scope: str, which: str) 
 
 def _slice_weights(layer, weights: list[np.ndarray], trace: _Trace, kept) -> list[np.ndarray]:
     name = layer.name
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and not isinstance(layer, keras.layers.DepthwiseConv2D):
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        depthwise, pointwise = weights[0], weights[1]
+        multiplier = depthwise.shape[-1]
+        ins = _indices(trace, kept, trace.in_group[name], depthwise.shape[2])
+        outs = _indices(trace, kept, trace.out_group[name], pointwise.shape[-1])
+        mixed = (ins[:, None] * multiplier + np.arange(multiplier)[None, :]).ravel()
+        pointwise = np.take(np.take(pointwise, mixed, axis=2), outs, axis=-1)
+        return [np.take(depthwise, ins, axis=2), pointwise] + [np.take(w, outs, axis=0) for w in weights[2:]]
+    if _producer(layer):
         kernel = weights[0]
         outs = _indices(trace, kept, trace.out_group[name], kernel.shape[-1])
         in_axis = kernel.ndim - 2
@@ -272,7 +316,7 @@ def _slice_weights(layer, weights: list[np.ndarray], trace: _Trace, kept) -> lis
     channels = _indices(trace, kept, trace.out_group[name], weights[0].shape[-2 if isinstance(layer, keras.layers.DepthwiseConv2D) else -1])
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return [np.take(weights[0], channels, axis=2)] + [np.take(w, channels, axis=0) for w in weights[1:]]
-    return [np.take(w, channels, axis=-1) for w in weights]
+    return [np.take(w, channels, axis=-1) if w.ndim else w for w in weights]  # a Normalization's count is a scalar
 
 
 def steps_for(n_examples: int, batch_size: int, epochs: int) -> int:

@@ -108,6 +108,7 @@ class StudyRecord:
     versions: dict | None = None
     data_source: dict | None = None  # where the search read its data: {"dataset", "data_dir"}
     folder: str | None = None  # the study folder, found again from --storage alone
+    model: dict | None = None  # --model: its file's content hash and input scaling (part of the identity)
 
     @classmethod
     def of(cls, study: optuna.Study) -> "StudyRecord":

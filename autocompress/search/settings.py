@@ -7,6 +7,7 @@ this, Optuna and the storage, and stays small while its workers train.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +60,9 @@ class SearchSettings:
     cache_dir: str | None = None
     teacher_path: str | None = None
     teacher_epochs: int | None = None
+    model_path: str | None = None  # the user's trained model, searched as student "model"
+    input_scale: float = 1.0  # it takes pixels * input_scale + input_offset
+    input_offset: float = 0.0
     heartbeat: int = storage_mod.HEARTBEAT_SECONDS
     multi_fidelity: bool = True
     cache_limit: int | None = 4 * 1024 ** 3
@@ -85,6 +89,11 @@ class SearchSettings:
             (self.cache_limit is None or self.cache_limit >= 0, f"--cache-limit must be >= 0 (got {self.cache_limit})"),
             (self.trials_per_process >= 0,
              f"--trials-per-process must be >= 0 (0: never replace a worker; got {self.trials_per_process})"),
+            (math.isfinite(self.input_scale) and self.input_scale != 0 and math.isfinite(self.input_offset),
+             f"--input-scale must be a non-zero number and --input-offset a number (got {self.input_scale}, "
+             f"{self.input_offset}); 1 and 0 mean raw pixels 0-255"),
+            (self.model_path is None or Path(self.model_path).exists(),
+             f"model file {self.model_path} does not exist; pass a .keras or .h5 file or a SavedModel folder"),
             (self.precision in PRECISIONS,
              f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"),
         ]
@@ -112,11 +121,15 @@ class SearchSettings:
         return storage_mod.locate(self.name, self.out, self.storage)
 
     def space(self, dataset_name: str) -> "SearchSpace":
-        """The space searched: the config file's (or the dataset's built-in one), without dynamic-range
+        """The space searched: the config file's (or the built-in one for ``--model``, else for the
+        dataset), without dynamic-range
         quantization when TFLite Micro must run every file (``--max-ram``, the ``ram`` objective)."""
         from autocompress.search.space import SearchSpace
 
-        space = SearchSpace.load(self.config) if self.config else SearchSpace.for_dataset(dataset_name)
+        if self.config:
+            space = SearchSpace.load(self.config)
+        else:
+            space = SearchSpace.for_model() if self.model_path else SearchSpace.for_dataset(dataset_name)
         if self.max_ram is not None or "ram" in self.objectives:
             space = space.without("quant", "dynamic", "which TensorFlow Lite Micro does not run (--max-ram, the ram "
                                                       "objective)")

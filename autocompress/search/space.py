@@ -23,14 +23,14 @@ from typing import Any
 import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from autocompress.architectures import ARCHITECTURES
+from autocompress.architectures import ARCHITECTURES, OWN_MODEL, is_user_family
 from autocompress.compress.config import LAYER_SETS, QUANT_MODES, SCOPES, STRUCTURES, CompressionConfig
 from autocompress.errors import UserError
 from autocompress.search.budget import Rungs
 
 KNOBS = {f.name for f in fields(CompressionConfig)} | {"distill"}
 ALLOWED_CHOICES = {
-    "student": ARCHITECTURES, "prune_scope": SCOPES, "prune_structure": ("none", *STRUCTURES),
+    "student": (*ARCHITECTURES, OWN_MODEL), "prune_scope": SCOPES, "prune_structure": ("none", *STRUCTURES),
     "prune_layers": LAYER_SETS, "quant": QUANT_MODES, "distill": (True, False), "assistant": (True, False),
     "per_channel": (True, False), "strip_names": (True, False),
 }
@@ -74,7 +74,8 @@ def _knob(name: str, spec: Any, where: str) -> Knob:
         if not spec:
             raise UserError(f"{where}: {name} has no choices; give at least one value")
         allowed = ALLOWED_CHOICES.get(name)
-        bad = [v for v in spec if allowed is not None and v not in allowed]
+        bad = [v for v in spec if allowed is not None and v not in allowed
+               and not (name == "student" and isinstance(v, str) and is_user_family(v))]
         if bad:
             raise UserError(f"{where}: {name} cannot be {bad[0]!r}; choose from {', '.join(map(str, allowed))}")
         return Knob(name, choices=tuple(spec))
@@ -142,6 +143,11 @@ class SearchSpace:
         """The built-in space for a dataset (``studies/<name>.toml``), else the generic one."""
         path = BUILTIN_SPACES / f"{dataset_name}.toml"
         return cls.load(path if path.exists() else BUILTIN_SPACES / "default.toml")
+
+    @classmethod
+    def for_model(cls) -> "SearchSpace":
+        """The built-in space for ``--model`` (``studies/model.toml``): your model's compressed variants."""
+        return cls.load(BUILTIN_SPACES / "model.toml")
 
     def without(self, name: str, value: Any, why: str) -> "SearchSpace":
         """This space with ``value`` no longer a choice of knob ``name`` (one line, ``why``, when

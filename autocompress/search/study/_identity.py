@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from autocompress import __version__
+from autocompress.cache import content_hash
 from autocompress.errors import UserError
 from autocompress.search import storage as storage_mod
 from autocompress.search.record import StudyRecord, write_study
@@ -49,7 +50,8 @@ def create_or_resume(settings: SearchSettings, dataset: Dataset, space: SearchSp
                                 directions=directions(settings.objectives),
                                 sampler=make_sampler(settings.sampler, _process_seed(settings, backend, slot)))
     identity = json.loads(json.dumps({"dataset": dataset.name, "space": space.to_dict(),
-                                      "objectives": list(settings.objectives), "size_metric": settings.size_metric}))
+                                      "objectives": list(settings.objectives), "size_metric": settings.size_metric,
+                                      **_own_model(settings)}))
     with storage_mod.experimental_allowed():
         names = {"accuracy": "validation accuracy", "size": f"{settings.size_metric} bytes", "latency": "latency ms",
                  "ram": "arena bytes"}
@@ -65,6 +67,14 @@ def create_or_resume(settings: SearchSettings, dataset: Dataset, space: SearchSp
                 raise UserError(f"study {settings.name!r} already exists with a different {key.replace('_', ' ')}; "
                                 "pass a new --study-name, or rerun with the original settings to resume it")
     return study, space
+
+
+def _own_model(settings: SearchSettings) -> dict:
+    """A search of ``--model`` searches that file's content, fed as declared."""
+    if settings.model_path is None:
+        return {}
+    return {"model": {"content": content_hash(Path(settings.model_path)), "input_scale": settings.input_scale,
+                      "input_offset": settings.input_offset}}
 
 
 def _data_source(settings: SearchSettings, dataset: Dataset) -> dict[str, str | None]:

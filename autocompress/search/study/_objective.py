@@ -41,14 +41,14 @@ class Objective:
         if self.settings.epochs is not None:
             config = CompressionConfig(**{**config.to_dict(), "epochs": min(config.epochs, self.settings.epochs),
                                           "finetune_epochs": min(config.finetune_epochs, self.settings.epochs)})
-        dataset = self.context.dataset
+        dataset, own = self.context.dataset, self.context.own_model
         record_mod.write(trial.set_user_attr, config=config.to_dict(), label=config.label(), versions=self.versions)
         if self.settings.max_size is not None:
-            _within(trial, "predicted_min_bytes", predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes),
+            _within(trial, "predicted_min_bytes", predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes, own),
                     self.settings.max_size, "weights alone need", "--max-size")
         if self.settings.max_ram is not None:
             _within(trial, "predicted_min_arena_bytes", predicted_arena_bytes(config, dataset.input_shape,
-                                                                              dataset.num_classes),
+                                                                              dataset.num_classes, own),
                     self.settings.max_ram, "the largest op's activations alone need", "--max-ram")
         out_dir = self.location.trials_dir / f"{trial.number:05d}"
         try:
@@ -124,7 +124,8 @@ class Objective:
         def judge(accuracy: float) -> None:
             record_mod.write(trial.set_user_attr, rung_accuracy=accuracy)
             dataset = self.context.dataset
-            min_size = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes)
+            min_size = predicted_weight_bytes(config, dataset.input_shape, dataset.num_classes,
+                                              self.context.own_model)
             winner = fidelity.dominating(fidelity.history(trial.study, config.epochs), accuracy,
                                          min_size)
             if winner is not None:

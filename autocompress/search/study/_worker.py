@@ -26,6 +26,7 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
     name is read). ``slot`` seeds a seeded sampler (:func:`create_or_resume`).
     """
     from autocompress.api import make_context
+    from autocompress.own_model import InputScaling
     from autocompress.data import load_dataset
 
     dataset = load_dataset(settings.dataset, settings.data_dir, settings.cache_dir)
@@ -36,7 +37,9 @@ def prepare(settings: SearchSettings, slot: int = 0, space_file: Path | None = N
     known = pickle.loads(space_file.read_bytes()) if space_file else None
     study, space = create_or_resume(settings, dataset, known, slot)
     context = make_context(dataset, settings.cache_dir, teacher_epochs=settings.teacher_epochs,
-                           teacher_path=settings.teacher_path, precision=settings.precision, npu=settings.npu)
+                           teacher_path=settings.teacher_path, precision=settings.precision, npu=settings.npu,
+                           model_path=settings.model_path,
+                           scaling=InputScaling(settings.input_scale, settings.input_offset))
     context.models_dir = settings.location().folder / "cache"  # the study's students and pruned models
     return study, space, context
 
