@@ -202,3 +202,10 @@ def test_search_model_then_export_it(bar_npz, bar_dataset, mobilenet_file, tmp_p
         card = json.loads((tmp_path / label / "model.json").read_text())
         assert card["label"] == label and card["input_contract"]["preprocessing"].endswith("feed raw pixels 0-255")
         assert card["test_accuracy_at_export"] > 0.5
+
+
+def test_your_model_unpruned_and_without_qat_distils_nothing_so_its_kd_choices_collapse():
+    plain = CompressionConfig(student="model", quant="int8")
+    assert CompressionConfig(student="model", alpha=0.3, temperature=2.0, quant="int8") == plain
+    assert CompressionConfig(student="model", alpha=0.3, quant="qat").alpha == 0.3  # QAT fine-tunes it
+    assert CompressionConfig(student="model", alpha=0.3, sparsity=0.5, prune_structure="channel").alpha == 0.3

@@ -38,6 +38,8 @@ class CompressionConfig:
       channel (smaller files, usually a little less accurate); it applies to ``int8`` PTQ only
       (QAT learns per-channel scales; dynamic-range per-tensor gave a 10%-accurate depthwise
       model in a search) and is ignored when nothing is quantized;
+    * the user's own model (``student = "model"``) is trained already: unless it is pruned (and
+      fine-tuned) or QAT fine-tunes it, nothing distils, so ``alpha`` becomes 1;
     * ``strip_names = True`` drops tensor names and signatures from the ``.tflite`` (TFLite
       Micro never reads them; LiteRT still runs it through input/output indices).
     """
@@ -63,6 +65,9 @@ class CompressionConfig:
     def __post_init__(self) -> None:
         if self.prune_structure == "2:4" and self.sparsity == 0.0:
             object.__setattr__(self, "sparsity", 0.5)
+        if self.student == OWN_MODEL and not self.prunes and self.quant != "qat":  # nothing trains: none to distil
+            object.__setattr__(self, "alpha", 1.0)
+            object.__setattr__(self, "temperature", _DEFAULT_TEMPERATURE)
         for name, kinds in _TYPES.items():
             value = getattr(self, name)
             if isinstance(value, bool) != (kinds == (bool,)) or not isinstance(value, kinds):
@@ -144,6 +149,8 @@ class CompressionConfig:
             raise UserError(f"unknown configuration key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
         return cls(**values)
 
+
+_DEFAULT_TEMPERATURE = CompressionConfig.__dataclass_fields__["temperature"].default
 
 _TYPES = {
     "student": (str,), "width": (int, float), "temperature": (int, float), "alpha": (int, float), "assistant": (bool,),
