@@ -24,6 +24,7 @@ from autocompress.data import Dataset
 from autocompress.errors import UserError
 from autocompress.models import build_model
 from autocompress.precision import Precision, as_float32, policy
+from autocompress.strong_teacher import REVISION as AIRBENCH_REVISION
 from autocompress.strong_teacher import build_airbench, decay_for, train_airbench
 from autocompress.training import TrainingConfig, keras_accuracy, predict_logits, train
 from autocompress.user_model import load_user_model
@@ -44,6 +45,8 @@ class TeacherRecipe:
 
     def key(self, dataset: Dataset, parent: str = "") -> str:
         spec = {"dataset": dataset.fingerprint, "recipe": asdict(self), "parent": parent, "version": __version__}
+        if self.architecture == "airbench":
+            spec["airbench_revision"] = AIRBENCH_REVISION
         return text_hash(json.dumps(spec, sort_keys=True))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autocompress import strong_teacher
-from autocompress._tf import keras
+from autocompress._tf import keras, tf
 from autocompress.teacher import TeacherRecipe, train_or_load
 from autocompress.training import TrainingConfig
 
@@ -45,3 +45,23 @@ def test_convolutions_start_as_identities():
     model = strong_teacher.build_airbench((16, 16, 3), 3, 0.25)
     kernel = model.get_layer("g1a_conv").get_weights()[0]  # 16 -> 64 channels
     assert np.array_equal(kernel[:, :, :, 3], np.eye(1, 9, 4).reshape(3, 3)[:, :, None] * np.eye(16)[3][None, None])
+
+
+def test_lookahead_averages_every_fifth_step_and_training_ends_on_the_average():
+    """A one-weight model whose gradient step is known: the callback's arithmetic replayed by hand."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.1), loss=lambda y, p: -tf.reduce_mean(p))  # d loss / d w = -x = -1
+    steps = 20
+    lookahead = strong_teacher.Lookahead(steps)
+    model.fit(np.ones((steps, 1), np.float32), np.zeros((steps, 1), np.float32), batch_size=1, epochs=1,
+              shuffle=False, verbose=0, callbacks=[lookahead])
+    weight = average = 0.0
+    for step in range(1, steps + 1):
+        weight += 0.1
+        if step % 5 == 0:
+            decay = strong_teacher.LOOKAHEAD_DECAY * (step / steps) ** 3
+            average = weight = decay * average + (1 - decay) * weight
+    assert lookahead.decay(steps) == pytest.approx(0.95 ** 5) and lookahead.decay(5) < 0.02
+    assert model.get_weights()[0].item() == pytest.approx(weight, rel=1e-5) == average
+    assert weight < 0.1 * steps - 0.05  # the averaging held the weight back from plain SGD's 2.0
