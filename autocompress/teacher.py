@@ -74,10 +74,10 @@ def augmentations(dataset: Dataset) -> tuple[str, ...]:
 def default_recipe(dataset: Dataset, epochs: int | None = None, seed: int = 0,
                    precision: Precision = "float32") -> TeacherRecipe:
     """The built-in teacher: a VGG-style CNN for grey images; for colour images the airbench-style
-    net of :mod:`autocompress.strong_teacher` (10 epochs, batch 1024) when there are at least
+    net of :mod:`autocompress.strong_teacher` (12 epochs, batch 1024) when there are at least
     ``STRONG_TEACHER_MIN_IMAGES`` training images, else a 2x-wide ResNet-8."""
     if dataset.input_shape[-1] == 3 and len(dataset.x_train) >= STRONG_TEACHER_MIN_IMAGES:
-        training = TrainingConfig(epochs=epochs or 10, batch_size=1024, augment=augmentations(dataset), seed=seed)
+        training = TrainingConfig(epochs=epochs or 12, batch_size=1024, augment=augmentations(dataset), seed=seed)
         return TeacherRecipe("airbench", 1.0, training, precision)
     grey = dataset.input_shape[-1] == 1
     architecture, width, default_epochs = ("cnn", 1.0, 10) if grey else ("resnet8", 2.0, 30)
