@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +175,8 @@ def train(model: keras.Model, x, y, num_classes: int, config: TrainingConfig, *,
 
     With ``teacher_logits`` and ``alpha < 1`` it distils; ``alpha = 1`` ignores the teacher.
     ``resume`` continues an earlier training of ``model`` (its :func:`optimizer_state`) for
-    ``epochs`` more epochs: one more one-cycle, a warm restart. ``backup``: a folder where each
+    ``epochs`` more epochs: one more one-cycle, a warm restart, on image orders and augmentations
+    drawn afresh (seeded by the restored step count). ``backup``: a folder where each
     epoch's end is checkpointed (Keras' ``BackupAndRestore``: weights, optimizer state, epoch), so
     that a training killed midway and started again with the same folder goes on from its last
     epoch, on the same schedule; the folder is removed once the training ends, or fails.
@@ -183,6 +184,8 @@ def train(model: keras.Model, x, y, num_classes: int, config: TrainingConfig, *,
     epochs = config.epochs if epochs is None else epochs
     if alpha == 1.0:
         teacher_logits = teacher_logits_flipped = None
+    if resume:  # fresh image orders and augmentations, not a replay of the first training's epochs
+        config = replace(config, seed=config.seed + int(resume[0]))
     ds = training_dataset(x, y, num_classes, config, teacher_logits, teacher_logits_flipped)
     steps = epochs * math.ceil(len(x) / config.batch_size)
     compile_for_training(model, num_classes, config, steps, temperature, alpha, learning_rate, resume)

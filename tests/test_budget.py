@@ -34,3 +34,28 @@ def test_a_longer_budget_continues_the_cached_student_for_the_missing_epochs_onl
     assert pipeline.shorter_training(CompressionConfig(**BASE, epochs=6), context, None)[0] == 4
     again = pipeline.run(long, context, tmp_path / "again")  # the exact budget is cached: nothing trains
     assert "student" in again.reused and again.val_accuracy == second.val_accuracy
+
+
+def test_a_continued_training_draws_fresh_batches_not_a_replay_of_its_first_epochs(bar_dataset, monkeypatch):
+    from autocompress import training
+    from autocompress.models import build_model
+
+    first_batches = []
+    real = training.training_dataset
+
+    def recording(*args, **kwargs):
+        ds = real(*args, **kwargs)
+        first_batches.append(next(iter(ds))[0].numpy())
+        return ds
+
+    monkeypatch.setattr(training, "training_dataset", recording)
+    config = training.TrainingConfig(epochs=1, batch_size=32, augment=("flip", "translate"))
+    data = (bar_dataset.x_train, bar_dataset.y_train, bar_dataset.num_classes, config)
+    model = build_model("cnn", bar_dataset.input_shape, bar_dataset.num_classes, width=0.25)
+    training.train(model, *data)
+    state = training.optimizer_state(model)
+    training.train(model, *data, resume=state)
+    training.train(model, *data, resume=state)  # the same continuation again (a killed one's retry)
+    started, continued, retried = first_batches
+    assert not np.array_equal(started, continued)
+    np.testing.assert_array_equal(continued, retried)
