@@ -2,17 +2,21 @@
 
     python benchmarks/continuation.py --dataset fashion_mnist --student dscnn --width 0.5 --e1 5 --e2 10 --seeds 0 1
     python benchmarks/continuation.py --quick        # tiny generated data: checks that the script runs
+    python benchmarks/continuation.py --summarize LOG  # the summary of a printed table
 
 For each seed, three ``autocompress compress --quant int8`` runs, each in its own process: E1 epochs,
 then E2 epochs with the same cache (which continues the E1 training: E2 - E1 more epochs), and E2
 epochs in a fresh cache (one go). It prints the int8 ``.tflite``'s test accuracy and the seconds of
-the student's training stage for each. Two seeds show the noise between equal trainings.
+the student's training stage for each, then a summary: the mean and spread of each kind over the
+seeds, and the per-seed differences continued minus one go (their mean and standard deviation).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +34,24 @@ def compress(dataset: str, data_dir: str, cache: Path, out: Path, student: str, 
     return json.loads((out / "result.json").read_text())
 
 
+def summarize(table: str) -> str:
+    """The summary of a printed table: per kind, mean and range over seeds; continued minus one go per seed."""
+    rows = re.findall(r"^\| (\d+) \| (.+?) \| ([\d.]+)% \|", table, flags=re.M)
+    kinds: dict[str, dict[int, float]] = {}
+    for seed, label, accuracy in rows:
+        kind = "continued" if "continued" in label else "one go" if "one go" in label else "first budget"
+        kinds.setdefault(kind, {})[int(seed)] = float(accuracy)
+    lines = [f"{kind}: mean {statistics.mean(v.values()):.2f}% (range {min(v.values()):.2f}-{max(v.values()):.2f}, "
+             f"sd {statistics.stdev(v.values()) if len(v) > 1 else 0:.2f}) over {len(v)} seeds"
+             for kind, v in kinds.items()]
+    paired = [kinds["continued"][s] - kinds["one go"][s] for s in kinds.get("continued", {}) if s in kinds.get("one go", {})]
+    if paired:
+        spread = statistics.stdev(paired) if len(paired) > 1 else 0.0
+        lines.append(f"continued - one go per seed: {', '.join(f'{d:+.2f}' for d in paired)}; mean {statistics.mean(paired):+.2f}, "
+                     f"sd {spread:.2f}, standard error {spread / len(paired) ** 0.5:.2f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
@@ -40,7 +62,11 @@ def main() -> None:
     parser.add_argument("--e2", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--summarize", metavar="LOG", help="print the summary of a table this script printed, and stop")
     args = parser.parse_args()
+    if args.summarize:
+        print(summarize(Path(args.summarize).read_text()))
+        return
     with tempfile.TemporaryDirectory(prefix="continuation-") as folder:
         work = Path(folder)
         if args.quick:
@@ -48,8 +74,8 @@ def main() -> None:
 
             args.dataset = str(write_bar_npz(work / "bars.npz"))
             args.student, args.width, args.e1, args.e2, args.seeds = "cnn", 0.5, 5, 10, [0]
-        print("| seed | training | int8 test acc | student training s |")
-        print("| --- | --- | --- | --- |")
+        table = ["| seed | training | int8 test acc | student training s |", "| --- | --- | --- | --- |"]
+        print("\n".join(table))
         for seed in args.seeds:
             shared, fresh = work / f"shared-{seed}", work / f"fresh-{seed}"
             runs = [(f"{args.e1} epochs", shared, args.e1), (f"{args.e1} -> {args.e2} epochs (continued)", shared, args.e2),
@@ -57,8 +83,10 @@ def main() -> None:
             for label, cache, epochs in runs:
                 result = compress(args.dataset, args.data_dir, cache, work / f"out-{seed}-{label[:6].strip()}-{epochs}",
                                   args.student, args.width, epochs, seed)
-                print(f"| {seed} | {label} | {100 * result['test_accuracy']:.2f}% | "
-                      f"{result['stage_seconds'].get('distill', 0):.0f} |", flush=True)
+                table.append(f"| {seed} | {label} | {100 * result['test_accuracy']:.2f}% | "
+                             f"{result['stage_seconds'].get('distill', 0):.0f} |")
+                print(table[-1], flush=True)
+        print(summarize("\n".join(table)))
 
 
 if __name__ == "__main__":
