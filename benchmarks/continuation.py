@@ -8,7 +8,8 @@ For each seed, three ``autocompress compress --quant int8`` runs, each in its ow
 then E2 epochs with the same cache (which continues the E1 training: E2 - E1 more epochs), and E2
 epochs in a fresh cache (one go). It prints the int8 ``.tflite``'s test accuracy and the seconds of
 the student's training stage for each, then a summary: the mean and spread of each kind over the
-seeds, and the per-seed differences continued minus one go (their mean and standard deviation).
+seeds, and the per-seed differences continued minus one go (their mean, standard deviation, standard
+error and t = mean / standard error).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def compress(dataset: str, data_dir: str, cache: Path, out: Path, student: str, 
 
 
 def summarize(table: str) -> str:
-    """The summary of a printed table: per kind, mean and range over seeds; continued minus one go per seed."""
+    """The summary of a printed table: per kind, mean, range and sd over seeds; continued minus one go per seed."""
     rows = re.findall(r"^\| (\d+) \| (.+?) \| ([\d.]+)% \|", table, flags=re.M)
     kinds: dict[str, dict[int, float]] = {}
     for seed, label, accuracy in rows:
@@ -46,10 +47,11 @@ def summarize(table: str) -> str:
              for kind, v in kinds.items()]
     paired = [kinds["continued"][s] - kinds["one go"][s] for s in kinds.get("continued", {}) if s in kinds.get("one go", {})]
     if paired:
-        spread = statistics.stdev(paired) if len(paired) > 1 else 0.0
-        lines.append(f"continued - one go per seed: {', '.join(f'{d:+.2f}' for d in paired)}; mean {statistics.mean(paired):+.2f}, "
-                     f"sd {spread:.2f}, standard error {spread / len(paired) ** 0.5:.2f}")
-    return "\n".join(lines)
+        mean, spread = statistics.mean(paired), statistics.stdev(paired) if len(paired) > 1 else 0.0
+        error = spread / len(paired) ** 0.5
+        lines.append(f"continued - one go per seed: {', '.join(f'{d:+.2f}' for d in paired)}; mean {mean:+.2f}, "
+                     f"sd {spread:.2f}, standard error {error:.2f}" + (f", t {mean / error:+.1f}" if error else ""))
+    return "\n".join(lines) or "no rows of this script's table found"
 
 
 def main() -> None:
@@ -65,7 +67,11 @@ def main() -> None:
     parser.add_argument("--summarize", metavar="LOG", help="print the summary of a table this script printed, and stop")
     args = parser.parse_args()
     if args.summarize:
-        print(summarize(Path(args.summarize).read_text()))
+        log = Path(args.summarize)
+        if not log.is_file():
+            print(f"error: --summarize {log}: no such file; give the path of this script's printed output", file=sys.stderr)
+            raise SystemExit(2)
+        print(summarize(log.read_text()))
         return
     with tempfile.TemporaryDirectory(prefix="continuation-") as folder:
         work = Path(folder)
