@@ -99,23 +99,33 @@ def label_accuracy(num_classes: int):
     return accuracy
 
 
-def _augmenter(augment: tuple[str, ...], num_classes: int, with_flipped_logits: bool, seed: int):
-    """A batch-level map: random horizontal flips (swapping in the teacher's logits for the
-    flipped image, when cached) and random translations of up to 10%."""
-    translate = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed) if "translate" in augment else None
-    flip = "flip" in augment
-    generator = tf.random.Generator.from_seed(seed)
+def _augmenter(augment: tuple[str, ...], num_classes: int, with_flipped_logits: bool):
+    """A map over ``((pixels, target), draw)``: random horizontal flips (swapping in the teacher's
+    logits for the flipped image, when cached) and random translations of up to 10%, drawn by
+    stateless ops from the batch's ``draw``, so that a batch's augmentation depends only on the
+    dataset's seed and the batch's place in it, however the map's calls run in parallel."""
+    flip, translate = "flip" in augment, "translate" in augment
 
-    def apply(x, target):
+    def apply(batch, draw):
+        x, target = batch
+        n = tf.shape(x)[0]
         if flip:
-            mask = generator.uniform([tf.shape(x)[0]]) < 0.5
+            mask = tf.random.stateless_uniform([n], seed=tf.stack([draw, 0])) < 0.5
             x = tf.where(mask[:, None, None, None], tf.reverse(x, axis=[2]), x)
             if with_flipped_logits:
                 labels = target[:, :num_classes]
                 plain, flipped = target[:, num_classes : 2 * num_classes], target[:, 2 * num_classes :]
                 target = tf.concat([labels, tf.where(mask[:, None], flipped, plain)], axis=1)
-        if translate is not None:
-            x = translate(x, training=True)
+        if translate:
+            size = tf.shape(x)[1:3]
+            fraction = tf.random.stateless_uniform([n, 2], seed=tf.stack([draw, 1]), minval=-0.1, maxval=0.1)
+            dy, dx = tf.unstack(fraction * tf.cast(size, tf.float32)[None, :], axis=1)
+            one, zero = tf.ones_like(dx), tf.zeros_like(dx)
+            # each output pixel (u, v) reads input (u - dx, v - dy); zeros where that falls outside
+            transforms = tf.stack([one, zero, -dx, zero, one, -dy, zero, zero], axis=1)
+            x = tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=size,
+                                                      fill_value=0.0, interpolation="BILINEAR",
+                                                      fill_mode="CONSTANT")
         return x, target
 
     return apply
@@ -133,8 +143,9 @@ def training_dataset(x, y, num_classes: int, config: TrainingConfig, teacher_log
         ds = ds.map(lambda xb, yb: (xb, tf.one_hot(yb, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
     if config.augment:
         with_flipped = extra is not None and extra.shape[1] == 2 * num_classes
-        ds = ds.map(_augmenter(config.augment, num_classes, with_flipped, config.seed),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        draws = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)  # new ones each epoch
+        ds = tf.data.Dataset.zip((ds, draws)).map(_augmenter(config.augment, num_classes, with_flipped),
+                                                  num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -59,3 +59,38 @@ def test_a_continued_training_draws_fresh_batches_not_a_replay_of_its_first_epoc
     started, continued, retried = first_batches
     assert not np.array_equal(started, continued)
     np.testing.assert_array_equal(continued, retried)
+
+
+def test_augmentation_mirrors_each_image_with_its_teacher_logits_and_repeats_exactly_from_the_same_seed():
+    from autocompress import training
+
+    n, classes = 64, 4
+    x = np.random.default_rng(0).integers(0, 256, (n, 8, 8, 1)).astype(np.uint8)
+    y = np.arange(n) % classes
+    plain = np.zeros((n, classes), np.float32)
+    plain[:, 0] = np.arange(1, n + 1)  # the image's number, negated in the mirrored view's logits
+    mirrored = -plain
+
+    def epochs(augment, pixels=x, count=2):
+        config = training.TrainingConfig(epochs=1, batch_size=16, augment=augment, seed=3)
+        ds = training.training_dataset(pixels, y, classes, config, plain, mirrored)
+        return [[(images.numpy(), target.numpy()) for images, target in ds] for _ in range(count)]
+
+    first, second = epochs(("flip",))
+    flips = []
+    for images, target in first:
+        number = target[:, classes]
+        for image, k in zip(images, number):
+            original = x[int(abs(k)) - 1].astype(np.float32)
+            np.testing.assert_array_equal(image, original[:, ::-1] if k < 0 else original)
+        flips.extend(number < 0)
+    assert 0.25 < np.mean(flips) < 0.75
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, second))  # each epoch draws anew
+    grey = np.full_like(x, 200)
+    shifted, again = (epochs(("flip", "translate"), grey, 1)[0] for _ in range(2))
+    for (images, target), (images_again, target_again) in zip(shifted, again):
+        np.testing.assert_array_equal(images, images_again)
+        np.testing.assert_array_equal(target, target_again)
+    moved = np.concatenate([images for images, _ in shifted])
+    assert np.all(moved[:, 3:5, 3:5] == 200) and moved.min() >= 0  # the centre stays, the rest shifts in place
+    assert 0.05 < np.mean(moved < 199.5) < 0.5  # a shift of up to 10% brings in zeros at the uncovered border
