@@ -143,32 +143,36 @@ def export(
                              "accuracy); the smallest if none lies above it)."),
     max_size: Optional[str] = typer.Option(None, "--max-size", help="The most accurate front point of at most this size, e.g. 64KB."),
     min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", help="The smallest front point with at least this val accuracy, e.g. 0.9."),
+    front: bool = typer.Option(False, "--front", help="Every front point (up to --max-size, when given), each in OUT/trial-N, beside the front's files."),
     study_dir: Optional[Path] = StudyDir, storage: Optional[str] = StorageUrl,
     dataset: Optional[str] = typer.Option(None, "--dataset", help="The dataset the search used, as a name or path (default: the dataset and --data-dir the search read)."),
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
 ) -> None:
     """Export one model (model.tflite, model.keras, model.json), verified on the test split.
 
-    Choose it with exactly one of --trial, --pick, --max-size or --min-accuracy; sizes are the
-    study's size metric. Exits with 1, writing nothing, if the .tflite's test accuracy differs
-    from the recorded one by more than 0.1 point.
+    Choose it with exactly one of --trial, --pick, --max-size or --min-accuracy, or take every front
+    point with --front; sizes are the study's size metric. Exits with 1, writing nothing, if a
+    .tflite's test accuracy differs from the recorded one by more than 0.1 point.
     """
-    from autocompress.export import ExportSettings, Selection, VerificationError, export_model
+    from autocompress.export import ExportSettings, Selection, VerificationError, export_front, export_model
 
     settings = ExportSettings(study=study, out=out, study_dir=study_dir, storage=storage, dataset=dataset,
                               data_dir=data_dir, cache_dir=cache_dir,
                               selection=Selection(trial=trial, pick=pick, max_size=parse_size(max_size),
-                                                  min_accuracy=min_accuracy))
+                                                  min_accuracy=min_accuracy, front=front))
     try:
-        result = export_model(settings)
+        results = export_front(settings) if front else [export_model(settings)]
     except VerificationError as error:
         errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    card = result.card
-    console.print(f"trial {result.trial} ({card['label']}): {100 * card['val_accuracy']:.2f}% val, "
-                  f"{100 * card['test_accuracy_at_export']:.2f}% test (verified), {card['tflite_bytes']:,} bytes")
-    console.print(f"wrote {result.folder / 'model.tflite'}, model.keras, model.json and, for TensorFlow Lite Micro, "
-                  "model_data.cc, model_data.h and model_ops.h")
+    for result in results:
+        card = result.card
+        console.print(f"trial {result.trial} ({card['label']}): {100 * card['val_accuracy']:.2f}% val, "
+                      f"{100 * card['test_accuracy_at_export']:.2f}% test (verified), {card['tflite_bytes']:,} bytes")
+    where = f"{out}/trial-N/" if front else f"{results[0].folder}/"
+    console.print(f"wrote {where}model.tflite, model.keras, model.json and, for TensorFlow Lite Micro, "
+                  "model_data.cc, model_data.h and model_ops.h" + (f"; {out}/front.csv, front.json and front.html"
+                                                                   if front else ""))
 
 
 @app.command()

@@ -2,7 +2,7 @@
 sources for TensorFlow Lite Micro (:mod:`autocompress.firmware`), verified.
 
 The trial is chosen by number or by a rule applied to the study's Pareto front
-(:mod:`autocompress.search.choice`). The files are read from the study's artifact store (falling back to
+(:mod:`autocompress.search.choice`); :func:`export_front` exports every front point (up to a size). The files are read from the study's artifact store (falling back to
 the trial folder), the ``.tflite`` is re-evaluated on the test split, and only a model that
 reproduces its recorded test accuracy (within :data:`TOLERANCE`) and size is moved into place.
 """
@@ -21,15 +21,16 @@ from optuna.trial import FrozenTrial
 from autocompress.cache import atomic_directory, file_sha256
 from autocompress.errors import UserError
 from autocompress.search.artifacts import FILES, fetch_file
-from autocompress.search.choice import Selection, choose_trial
+from autocompress.search.choice import Selection, choose_front, choose_trial
 from autocompress.search.record import StudyRecord, TrialRecord
-from autocompress.search.storage import load_study
+from autocompress.search.storage import StudyLocation, load_study
 
 if TYPE_CHECKING:
     from autocompress.data import Dataset
 
 TOLERANCE = 0.001  # 0.1 accuracy point
 CARD = "model.json"
+FRONT_MARKER = "front.json"  # what an earlier export_front left
 
 
 class VerificationError(Exception):
@@ -57,16 +58,17 @@ class ExportResult:
     card: dict
 
 
-def _check_target(target: Path) -> None:
-    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / CARD).exists())):
+def _check_target(target: Path, marker: str) -> None:
+    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / marker).exists())):
         raise UserError(f"--out {target} exists and is not an earlier export; choose a new or empty folder")
 
 
 @contextlib.contextmanager
-def staging(target: Path) -> Iterator[Path]:
-    """A temporary folder beside ``target``, moved into place only if the block succeeds."""
+def staging(target: Path, marker: str = CARD) -> Iterator[Path]:
+    """A temporary folder beside ``target``, moved into place only if the block succeeds; ``target`` must be
+    new, empty, or an earlier export (holding ``marker``)."""
     target = Path(target)
-    _check_target(target)
+    _check_target(target, marker)
     stack = contextlib.ExitStack()
     try:
         tmp = stack.enter_context(atomic_directory(target, replace=True))
@@ -167,6 +169,31 @@ def model_card(study: optuna.Study, trial: FrozenTrial, dataset: Dataset, folder
     }
 
 
+def _write_trial(folder: Path, study: optuna.Study, location: StudyLocation, trial: FrozenTrial, dataset: Dataset,
+                 load_as: str) -> dict:
+    """Fetch ``trial``'s files into ``folder``, verify the ``.tflite``, add firmware sources and the card; the card."""
+    from autocompress.compress.measure import accuracy
+    from autocompress.firmware import write_sources
+
+    for kind, name in FILES.items():
+        fetch_file(trial, location, kind, folder / name)
+    measured = accuracy(folder / FILES["tflite"], dataset.x_test, dataset.y_test)
+    verify(trial, folder / FILES["tflite"], measured)
+    write_sources(folder, folder / FILES["tflite"], study.study_name,
+                  f"study {study.study_name!r}, trial {trial.number}", TrialRecord.of(trial).arena_bytes)
+    card = model_card(study, trial, dataset, folder, measured, load_as)
+    (folder / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def _dataset_and_name(settings: ExportSettings, study: optuna.Study) -> tuple[Dataset, str]:
+    """The test data, and the name (or path) a card tells ``load_dataset`` to read it by."""
+    from autocompress.data.registry import canonical_name
+
+    dataset = _load_dataset(settings, study)
+    return dataset, dataset.name if canonical_name(settings.dataset or dataset.name) else dataset.source
+
+
 def export_model(settings: ExportSettings) -> ExportResult:
     """Write the chosen trial's ``model.tflite``, ``model.keras``, ``model.json`` and firmware sources to ``settings.out``.
 
@@ -174,21 +201,32 @@ def export_model(settings: ExportSettings) -> ExportResult:
     the ``.tflite`` has reproduced its recorded test accuracy; otherwise
     :class:`VerificationError` is raised and ``out`` is left as it was.
     """
-    from autocompress.compress.measure import accuracy
-    from autocompress.data.registry import canonical_name
-    from autocompress.firmware import write_sources
-
     study, location = load_study(settings.study, settings.study_dir, settings.storage)
     trial = choose_trial(study, settings.selection)
     with staging(Path(settings.out)) as folder:
-        dataset = _load_dataset(settings, study)
-        for kind, name in FILES.items():
-            fetch_file(trial, location, kind, folder / name)
-        measured = accuracy(folder / FILES["tflite"], dataset.x_test, dataset.y_test)
-        verify(trial, folder / FILES["tflite"], measured)
-        write_sources(folder, folder / FILES["tflite"], study.study_name,
-                      f"study {study.study_name!r}, trial {trial.number}", TrialRecord.of(trial).arena_bytes)
-        load_as = dataset.name if canonical_name(settings.dataset or dataset.name) else dataset.source
-        card = model_card(study, trial, dataset, folder, measured, load_as)
-        (folder / CARD).write_text(json.dumps(card, indent=2) + "\n")
+        dataset, load_as = _dataset_and_name(settings, study)
+        card = _write_trial(folder, study, location, trial, dataset, load_as)
     return ExportResult(Path(settings.out), trial.number, card)
+
+
+def export_front(settings: ExportSettings) -> list[ExportResult]:
+    """Export every front point of ``settings.selection`` (a ``front`` one) to ``out/trial-<N>``, each as
+    :func:`export_model` would, beside the study's ``front.csv``, ``front.json`` and ``front.html``.
+
+    All or nothing: the folder moves into place only once every ``.tflite`` has reproduced its trial's
+    recorded test accuracy and size.
+    """
+    from autocompress.search.front import write_front
+
+    study, location = load_study(settings.study, settings.study_dir, settings.storage)
+    trials = choose_front(study, settings.selection)
+    results = []
+    with staging(Path(settings.out), marker=FRONT_MARKER) as folder:
+        dataset, load_as = _dataset_and_name(settings, study)
+        for trial in trials:
+            name = f"trial-{trial.number}"
+            (folder / name).mkdir()
+            card = _write_trial(folder / name, study, location, trial, dataset, load_as)
+            results.append(ExportResult(Path(settings.out) / name, trial.number, card))
+        write_front(study, folder)
+    return results

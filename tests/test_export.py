@@ -146,6 +146,30 @@ def test_run_exported_script_reproduces_the_card(exported):
     assert f"{100 * card['test_accuracy']:.2f}%" in result.stdout and "OK" in result.stdout
 
 
+def test_front_exports_each_front_point_up_to_the_size_verified_beside_the_front_files(tiny_study, tmp_path):
+    front = _front(tiny_study.load())
+    cap = int(front[min(1, len(front) - 1)].values[1])  # the second-smallest point: it and those below it
+    out = tmp_path / "fronts" / "bars"
+    result = _export(tiny_study, out, "--front", "--max-size", str(cap))
+    assert result.returncode == 0, result.stdout + result.stderr
+    wanted = [t for t in front if t.values[1] <= cap]
+    assert sorted(p.name for p in out.glob("trial-*")) == sorted(f"trial-{t.number}" for t in wanted)
+    assert result.stdout.count("(verified)") == len(wanted)
+    rows = json.loads((out / "front.json").read_text())
+    assert [row["trial"] for row in rows] == [t.number for t in front]  # the whole front, files or not
+    for trial in wanted:
+        folder = out / f"trial-{trial.number}"
+        assert (folder / "model.tflite").stat().st_size == trial.user_attrs["tflite_bytes"]
+        card = json.loads((folder / "model.json").read_text())
+        assert card["trial"] == trial.number
+        check = subprocess.run([sys.executable, str(REPO / "scripts" / "run_exported.py"), str(folder / "model.json")],
+                               capture_output=True, text=True, timeout=120)
+        assert check.returncode == 0 and "OK" in check.stdout, check.stdout + check.stderr
+    again = _export(tiny_study, out, "--front")  # an earlier front export is replaced, now with every point
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.glob("trial-*")) == sorted(f"trial-{t.number}" for t in front)
+
+
 def test_native_log_lines_stay_off_stderr_unless_asked_for(tiny_study, tmp_path):
     quiet = _export(tiny_study, tmp_path / "quiet", "--pick", "smallest")
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
@@ -230,8 +254,10 @@ def test_knee_of_a_two_point_front_is_the_smaller():
     (["--max-size", "1KB"], ["is <= 1.0 KB; the smallest is trial"]),
     (["--min-accuracy", "1.0", "--max-size", "1KB"], ["exactly one of"]),
     (["--min-accuracy", "1.5"], ["--min-accuracy is a fraction"]),
+    (["--front", "--pick", "smallest"], ["--front exports every front point", "drop --trial, --pick"]),
+    (["--front", "--max-size", "1KB"], ["is <= 1.0 KB; the smallest is trial"]),
 ], ids=["unknown study", "unknown trial", "no choice", "two choices", "bad pick", "nothing fits",
-        "two constraints", "accuracy over 1"])
+        "two constraints", "accuracy over 1", "front and a pick", "no front point fits"])
 def test_bad_input_is_one_line_and_exit_2(tiny_study, tmp_path, arguments, fragments):
     base = ["export", "--study-dir", tiny_study.folder, "--cache-dir", tiny_study.cache, "--out", tmp_path / "out"]
     if "--study" not in arguments:

@@ -73,11 +73,16 @@ class Selection:
     pick: str | None = None
     max_size: int | None = None
     min_accuracy: float | None = None
+    front: bool = False  # every front point (of at most ``max_size``, when given) instead of one
 
     def __post_init__(self) -> None:
         given = [value is not None for value in (self.trial, self.pick, self.max_size, self.min_accuracy)]
+        one = (not any(given[:2] + given[3:]) if self.front else sum(given) == 1,
+               "--front exports every front point (up to --max-size, when given): drop --trial, --pick and "
+               "--min-accuracy" if self.front else
+               "choose the model with exactly one of --trial, --pick, --max-size or --min-accuracy, or --front")
         checks = [
-            (sum(given) == 1, "choose the model with exactly one of --trial, --pick, --max-size or --min-accuracy"),
+            one,
             (self.pick is None or self.pick in PICKS,
              f"unknown --pick {self.pick!r}; choose one of {', '.join(PICKS)}"),
             (self.max_size is None or self.max_size > 0, f"--max-size must be > 0 (got {self.max_size})"),
@@ -124,14 +129,28 @@ def _above_accuracy(study: optuna.Study, front: list[FrozenTrial], floor: float)
     return smallest(fits)
 
 
-def choose_trial(study: optuna.Study, selection: Selection) -> FrozenTrial:
-    """The trial ``selection`` names; the rules other than ``trial`` look only at the Pareto front."""
-    if selection.trial is not None:
-        return completed_trial(study, selection.trial)
+def _feasible_front(study: optuna.Study) -> list[FrozenTrial]:
     front = front_trials(study)
     if not front:
         raise UserError(f"study {study.study_name!r} has no feasible trial (none meets its constraints); "
                         "export one by --trial N")
+    return front
+
+
+def choose_front(study: optuna.Study, selection: Selection) -> list[FrozenTrial]:
+    """The front points a ``front`` selection takes: all of them, or those of at most ``max_size``; smallest first."""
+    front = _feasible_front(study)
+    if selection.max_size is None:
+        return front
+    _within_size(study, front, selection.max_size)  # one fits, or the error says which is smallest
+    return [t for t in front if _size(t) <= selection.max_size]
+
+
+def choose_trial(study: optuna.Study, selection: Selection) -> FrozenTrial:
+    """The trial ``selection`` names; the rules other than ``trial`` look only at the Pareto front."""
+    if selection.trial is not None:
+        return completed_trial(study, selection.trial)
+    front = _feasible_front(study)
     if selection.pick is not None:
         return PICKS[selection.pick](front)
     if selection.max_size is not None:
