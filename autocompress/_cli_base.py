@@ -23,8 +23,9 @@ DataDir = typer.Option(None, "--data-dir", help="Folder with local dataset files
 CacheDir = typer.Option(None, "--cache-dir", help="Cache folder (default ~/.cache/autocompress, or $AUTOCOMPRESS_CACHE_DIR).")
 NpuOpt = typer.Option(None, "--npu", help="Also estimate each full-integer file on an Arm Ethos-U NPU with Vela: "
                                           "its configuration, e.g. ethos-u55-128 (inference ms, cycles, SRAM).")
-PrecisionOpt = typer.Option("auto", "--precision", help="Training precision: auto (bfloat16 mixed precision where the "
-                            "processor has native bfloat16, else float32), float32 or bfloat16.")
+PrecisionOpt = typer.Option("auto", "--precision", help="Training precision: auto (per model, bfloat16 mixed precision "
+                            "where the processor has native bfloat16 and a few timed steps are faster in it, else "
+                            "float32), float32 or bfloat16.")
 ModelPath = typer.Option(None, "--model", help="Your trained Keras model (.keras, .h5 or SavedModel folder; Keras 3 or "
                                                "tf_keras) to compress, as student 'model'; also the teacher unless --teacher.")
 InputScale = typer.Option(1.0, "--input-scale", help="Your --model takes pixels (0-255) * this + --input-offset, "

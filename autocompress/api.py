@@ -32,7 +32,7 @@ def get_teacher(dataset: Dataset, cache_dir: str | Path | None = None, *, epochs
         return load_user_teacher(dataset, teacher_path, cache, custom_objects=custom_objects, safe_mode=safe_mode)
     if own_model is not None:
         return own_model_teacher(dataset, own_model, cache)
-    recipe = default_recipe(dataset, epochs, seed, resolve_precision(precision))
+    recipe = default_recipe(dataset, epochs, seed, precision)
     return train_or_load(dataset, recipe, cache, callbacks=callbacks)
 
 
@@ -45,12 +45,12 @@ def make_context(dataset: Dataset, cache_dir: str | Path | None = None, *, teach
     is also the teacher unless ``teacher_path`` names another."""
     cache = default_cache_dir(cache_dir)
     sweep_temporaries(cache)  # what a killed run was writing
-    resolved = resolve_precision(precision)
+    resolve_precision(precision)  # a bad choice fails here, before any work
     own = prepare(dataset, model_path, cache, scaling) if model_path is not None else None
     return pipeline.Context(dataset, cache, lambda: get_teacher(dataset, cache, epochs=teacher_epochs,
-                                                                teacher_path=teacher_path, precision=resolved,
+                                                                teacher_path=teacher_path, precision=precision,
                                                                 own_model=own),
-                            precision=resolved, npu=npu and check_accelerator(npu), own_model=own)
+                            precision=precision, npu=npu and check_accelerator(npu), own_model=own)
 
 
 def compress(config: CompressionConfig, dataset: str | Dataset, out_dir: str | Path, *,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from autocompress.cache import atomic_directory, content_hash, exclusive, text_h
 from autocompress.data import Dataset
 from autocompress.errors import UserError
 from autocompress.models import build_model
-from autocompress.precision import Precision, as_float32, policy
+from autocompress.precision import as_float32, for_model, policy
 from autocompress.strong_teacher import REVISION as AIRBENCH_REVISION
 from autocompress.strong_teacher import build_airbench, decay_for, train_airbench
 from autocompress.training import TrainingConfig, keras_accuracy, predict_logits, train
@@ -35,13 +35,13 @@ STRONG_TEACHER_MIN_IMAGES = 10_000  # below that, batches of 1024 leave too few 
 
 @dataclass(frozen=True)
 class TeacherRecipe:
-    """What the built-in teacher (or an assistant) is and how it is trained (``precision``: see
-    :mod:`autocompress.precision`)."""
+    """What the built-in teacher (or an assistant) is and how it is trained (``precision``: ``auto``,
+    ``float32`` or ``bfloat16``, see :mod:`autocompress.precision`; :func:`train_or_load` settles ``auto``)."""
 
     architecture: str
     width: float
     training: TrainingConfig
-    precision: Precision = "float32"
+    precision: str = "float32"
 
     def key(self, dataset: Dataset, parent: str = "") -> str:
         spec = {"dataset": dataset.fingerprint, "recipe": asdict(self), "parent": parent, "version": __version__}
@@ -72,7 +72,7 @@ def augmentations(dataset: Dataset) -> tuple[str, ...]:
 
 
 def default_recipe(dataset: Dataset, epochs: int | None = None, seed: int = 0,
-                   precision: Precision = "float32") -> TeacherRecipe:
+                   precision: str = "float32") -> TeacherRecipe:
     """The built-in teacher: a VGG-style CNN for grey images; for colour images the airbench-style
     net of :mod:`autocompress.strong_teacher` (12 epochs, batch 1024) when there are at least
     ``STRONG_TEACHER_MIN_IMAGES`` training images, else a 2x-wide ResNet-8."""
@@ -128,6 +128,9 @@ def train_or_load(dataset: Dataset, recipe: TeacherRecipe, cache_dir: Path, *, p
 
     With ``parent`` the model is distilled from the parent's cached logits (an assistant).
     """
+    recipe = replace(recipe, precision=for_model(recipe.precision, lambda: _build(dataset, recipe),
+                                                 f"{recipe.architecture} x{recipe.width:g} on {dataset.input_shape}",
+                                                 recipe.training.batch_size, cache_dir))
     key = recipe.key(dataset, parent.key if parent else "")
     kind = "assistants" if parent else "teachers"
     path = Path(cache_dir) / kind / f"{dataset.name}-{recipe.architecture}-{key}"
@@ -139,6 +142,14 @@ def train_or_load(dataset: Dataset, recipe: TeacherRecipe, cache_dir: Path, *, p
         return _train(dataset, recipe, path, key, parent, temperature, alpha, callbacks)
 
 
+def _build(dataset: Dataset, recipe: TeacherRecipe) -> keras.Model:
+    """``recipe``'s untrained model, under the current precision policy."""
+    if recipe.architecture == "airbench":
+        return build_airbench(dataset.input_shape, dataset.num_classes, recipe.width,
+                              decay=decay_for(recipe.training.batch_size))
+    return build_model(recipe.architecture, dataset.input_shape, dataset.num_classes, width=recipe.width)
+
+
 def _train(dataset: Dataset, recipe: TeacherRecipe, path: Path, key: str, parent: Teacher | None,
            temperature: float, alpha: float, callbacks) -> Teacher:
     keras.utils.set_random_seed(recipe.training.seed)
@@ -148,14 +159,12 @@ def _train(dataset: Dataset, recipe: TeacherRecipe, path: Path, key: str, parent
         kd = dict(teacher_logits=parent.logits_train, teacher_logits_flipped=parent.logits_train_flipped,
                   temperature=temperature, alpha=alpha)
     with policy(recipe.precision):
+        model = _build(dataset, recipe)
         if recipe.architecture == "airbench":
-            model = build_airbench(dataset.input_shape, dataset.num_classes, recipe.width,
-                                   decay=decay_for(recipe.training.batch_size))
             train_airbench(model, dataset.x_train, dataset.y_train, dataset.num_classes, recipe.training.epochs,
                            recipe.training.batch_size, recipe.training.seed, "flip" in recipe.training.augment,
                            callbacks=callbacks)
         else:
-            model = build_model(recipe.architecture, dataset.input_shape, dataset.num_classes, width=recipe.width)
             train(model, dataset.x_train, dataset.y_train, dataset.num_classes, recipe.training,
                   callbacks=callbacks, **kd)
     name = f"{recipe.architecture} x{recipe.width:g}"

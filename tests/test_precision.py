@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,32 @@ def test_a_bad_precision_is_one_line_and_exit_2(bar_npz, tmp_path, command):
     extra = {"compress": ["--out", tmp_path / "o"], "search": ["--out", tmp_path / "s"], "teacher": []}[command]
     result = run_cli(command, "--dataset", bar_npz, "--precision", "half", *extra, "--cache-dir", tmp_path / "c")
     assert_user_error(result, "precision must be one of auto, float32, bfloat16")
+
+
+def test_auto_times_each_architecture_once_and_trains_it_in_the_faster_precision(bar_dataset, tmp_path):
+    from autocompress.models import build_model
+
+    builds = []
+
+    def build():
+        builds.append(keras.mixed_precision.global_policy().name)
+        return build_model("cnn", bar_dataset.input_shape, bar_dataset.num_classes, width=0.5)
+
+    assert precision.for_model("float32", build, "cnn x0.5", 32, tmp_path) == "float32" and builds == []
+    assert precision.for_model("bfloat16", build, "cnn x0.5", 32, tmp_path) == "bfloat16" and builds == []
+    chosen = precision.for_model("auto", build, "cnn x0.5", 32, tmp_path)
+    timings = tmp_path / precision.TIMINGS
+    if precision.resolve("auto") == "float32":  # no native bfloat16: nothing to time
+        assert chosen == "float32" and builds == [] and not timings.exists()
+        return
+    assert builds == ["float32", "mixed_bfloat16"]  # one model built under each policy, and timed
+    (key, seconds), = json.loads(timings.read_text()).items()
+    assert "cnn x0.5 | batch 32" in key and all(s > 0 for s in seconds.values())
+    assert chosen == min(seconds, key=seconds.get)
+    assert precision.for_model("auto", build, "cnn x0.5", 32, tmp_path) == chosen and len(builds) == 2  # remembered
+    slower = "float32" if chosen == "bfloat16" else "bfloat16"  # as if another processor had timed it the other way
+    timings.write_text(json.dumps({key: {chosen: 2.0, slower: 1.0}}))
+    assert precision.for_model("auto", build, "cnn x0.5", 32, tmp_path) == slower
+    context = pipeline.Context(bar_dataset, tmp_path, precision="auto")  # the pipeline asks the same question
+    assert pipeline.student_precision(CONFIG, context) in ("float32", "bfloat16")
+    assert any(f"cnn x0.5 on {bar_dataset.input_shape} | batch 32" in k for k in json.loads(timings.read_text()))

@@ -37,7 +37,8 @@ class Context:
     ``teacher`` is a :class:`Teacher` or a zero-argument callable returning one (trained or
     loaded only when a configuration distils). Teachers live in ``cache_dir``; trained students
     and pruned models in ``models_dir`` (a study's own folder), else in ``cache_dir`` too.
-    ``precision`` is the one students and assistants train in (:mod:`autocompress.precision`).
+    ``precision`` is the one students and assistants train in: ``auto``, ``float32`` or ``bfloat16``
+    (``auto`` settled per architecture by :func:`autocompress.precision.for_model`).
     ``npu``: an Ethos-U configuration (e.g. ``ethos-u55-128``) Vela estimates every file for.
     ``own_model``: the user's trained model (``--model``), the student ``"model"``.
     """
@@ -46,7 +47,7 @@ class Context:
     cache_dir: Path
     teacher: Teacher | object | None = None
     models_dir: Path | None = None
-    precision: Precision = "float32"
+    precision: str = "float32"
     npu: str | None = None
     own_model: OwnModel | None = None
     _assistants: dict = field(default_factory=dict, repr=False)
@@ -122,15 +123,26 @@ def _kd_arguments(config: CompressionConfig, source: Teacher | None) -> dict:
                 temperature=config.temperature, alpha=config.alpha)
 
 
+def student_precision(config: CompressionConfig, context: Context) -> Precision:
+    """The precision ``config``'s student trains in (the user's own model fine-tunes in float32)."""
+    dataset = context.dataset
+    if config.student == OWN_MODEL:
+        return "float32"
+    return precision.for_model(
+        context.precision, lambda: build_student(config.student, dataset.input_shape, dataset.num_classes,
+                                                 width=config.width),
+        f"{config.student} x{config.width:g} on {dataset.input_shape}", config.batch_size, context.cache_dir)
+
+
 def lineage_key(config: CompressionConfig, context: Context, source: Teacher | None) -> str:
     """Everything that determines a student's training except how long it trains (its budget); for
     the user's own model (not trained), its file and what fine-tunes it after pruning."""
     kd = (config.temperature, config.alpha, source.key) if source else None
     if config.student == OWN_MODEL:  # what fine-tunes it after pruning
         return key_of(__version__, context.own_model and context.own_model.key, kd, config.batch_size,
-                      config.learning_rate, config.seed, context.precision)
+                      config.learning_rate, config.seed)
     return key_of(__version__, context.dataset.fingerprint, config.student, config.width, kd,
-                  config.batch_size, config.learning_rate, config.seed, context.precision)
+                  config.batch_size, config.learning_rate, config.seed, student_precision(config, context))
 
 
 def student_key(config: CompressionConfig, context: Context, source: Teacher | None) -> str:
@@ -197,7 +209,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
     def build():
         keras.utils.set_random_seed(config.seed)
         kwargs = dict(callbacks=callbacks, backup=_backup_path(path), **_kd_arguments(config, source))
-        with precision.policy(context.precision):
+        with precision.policy(student_precision(config, context)):
             model = build_student(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
             if earlier is not None:
                 epochs, cached = earlier
@@ -328,7 +340,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
                                      preprocessing=_preprocessing(config, context)),
         tflite_path=str(tflite_path), keras_path=str(out_dir / "model.keras"),
         teacher=source.name if source else None, notes=tuple(notes), reused=tuple(reused),
-        precision=context.precision,
+        precision=student_precision(config, context),
         arena_bytes=on_micro.arena_bytes, macs=micro.macs(tflite_path), tflm_agreement=on_micro.agreement,
         tflm_error=on_micro.reason, **_npu_fields(on_npu),
     )
