@@ -46,6 +46,18 @@ def finished_study(base_args, tmp_path_factory) -> Path:
     return out
 
 
+def test_a_search_logged_to_a_file_shows_a_line_per_trial_with_eta_and_front(base_args, tmp_path):
+    args = [a for a in base_args if a != "--quiet"]  # the default display, its output captured: not a terminal
+    result = run_cli("search", *args, "--trials", "2", "--out", str(tmp_path / "study"), "--seed", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("trials ")]
+    assert [line.split(" done")[0] for line in lines] == ["trials 0/2", "trials 1/2", "trials 2/2"], result.stdout
+    assert "eta ?" in lines[0] and "eta 0.0 min" in lines[-1]
+    rows = json.loads((tmp_path / "study" / "front.json").read_text())
+    best = max(rows, key=lambda row: row["val_accuracy"])
+    assert f"{100 * best['val_accuracy']:.2f}% val at {best['tflite_bytes']:,} B (trial {best['trial']})" in lines[-1]
+
+
 def test_resume_adds_only_the_missing_trials(finished_study):
     finished = [s for s in states(finished_study) if s in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 4  # failed trials (if any) do not count and are replaced

@@ -30,20 +30,25 @@ def front_table(rows: list[dict], title: str = "Pareto front") -> Table:
 
 
 class SearchDisplay:
-    """An Optuna callback that redraws a rich live panel after every trial."""
+    """An Optuna callback that redraws a rich live panel after every trial; where the output is not a
+    terminal (a log file, a pipe), which a live panel would leave blank until the end, one line per
+    trial instead: the counts, the ETA and the front's extremes."""
 
     def __init__(self, console: Console, target: int):
         self.console, self.target = console, target
-        self.live = Live(Text("opening the study..."), console=console, auto_refresh=False)
+        self.live = Live(Text("opening the study..."), console=console, auto_refresh=False) \
+            if console.is_terminal else None
         self.started = time.time()
         self.done_at_start = 0
 
     def __enter__(self) -> "SearchDisplay":
-        self.live.__enter__()
+        if self.live is not None:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.live.__exit__(*exc)
+        if self.live is not None:
+            self.live.__exit__(*exc)
 
     def on_ready(self, study: optuna.Study) -> None:
         self.done_at_start = sum(t.state.is_finished() for t in finished_or_running(study))
@@ -67,7 +72,15 @@ class SearchDisplay:
         eta = elapsed / finished_here * max(0, self.target - done) if finished_here else None
         status = Text(f"trials {done}/{self.target} done ({pruned} pruned), {running} running, {failed} failed · "
                       f"elapsed {elapsed / 60:.1f} min · eta " + (f"{eta / 60:.1f} min" if eta is not None else "?"))
-        parts = [status]
-        if any(t.state == TrialState.COMPLETE for t in trials):
-            parts.append(front_table(front_rows(study)))
-        self.live.update(Group(*parts), refresh=True)
+        rows = front_rows(study) if any(t.state == TrialState.COMPLETE for t in trials) else []
+        if self.live is not None:
+            self.live.update(Group(status, *([front_table(rows)] if rows else [])), refresh=True)
+            return
+        if rows:
+            smallest, best = rows[0], max(rows, key=lambda row: row["val_accuracy"])
+            status.append(f" · front: {len(rows)} point(s), {_point(smallest)} to {_point(best)}")
+        self.console.print(status, soft_wrap=True, highlight=False)
+
+
+def _point(row: dict) -> str:
+    return f"{100 * row['val_accuracy']:.2f}% val at {row['tflite_bytes']:,} B (trial {row['trial']})"
