@@ -40,6 +40,8 @@ def main() -> None:
 
     trials = study.get_trials(deepcopy=False)
     ended = [t for t in trials if t.datetime_complete is not None]
+    if not ended:
+        raise SystemExit(f"study {args.study!r} has {len(trials)} trial(s) and none has ended yet; try again later")
     states = {s.name: sum(t.state == s for t in trials) for s in TrialState if any(t.state == s for t in trials)}
     seconds = [(t.datetime_complete - t.datetime_start).total_seconds() for t in ended]
     wall = (max(t.datetime_complete for t in ended) - min(t.datetime_start for t in ended)).total_seconds()
