@@ -143,7 +143,7 @@ def export(
                              "accuracy); the smallest if none lies above it)."),
     max_size: Optional[str] = typer.Option(None, "--max-size", help="The most accurate front point of at most this size, e.g. 64KB."),
     min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", help="The smallest front point with at least this val accuracy, e.g. 0.9."),
-    front: bool = typer.Option(False, "--front", help="Every front point (up to --max-size, when given), each in OUT/trial-N, beside the front's files."),
+    front: bool = typer.Option(False, "--front", help="Every front point (up to --max-size, when given), each in OUT/trial-N, beside front.csv and front.json."),
     study_dir: Optional[Path] = StudyDir, storage: Optional[str] = StorageUrl,
     dataset: Optional[str] = typer.Option(None, "--dataset", help="The dataset the search used, as a name or path (default: the dataset and --data-dir the search read)."),
     data_dir: Optional[Path] = DataDir, cache_dir: Optional[Path] = CacheDir,
@@ -171,7 +171,7 @@ def export(
                       f"{100 * card['test_accuracy_at_export']:.2f}% test (verified), {card['tflite_bytes']:,} bytes")
     where = f"{out}/trial-N/" if front else f"{results[0].folder}/"
     console.print(f"wrote {where}model.tflite, model.keras, model.json and, for TensorFlow Lite Micro, "
-                  "model_data.cc, model_data.h and model_ops.h" + (f"; {out}/front.csv, front.json and front.html"
+                  "model_data.cc, model_data.h and model_ops.h" + (f"; {out}/front.csv and front.json"
                                                                    if front else ""))
 
 

@@ -211,7 +211,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
 
 def export_front(settings: ExportSettings) -> list[ExportResult]:
     """Export every front point of ``settings.selection`` (a ``front`` one) to ``out/trial-<N>``, each as
-    :func:`export_model` would, beside the study's ``front.csv``, ``front.json`` and ``front.html``.
+    :func:`export_model` would, beside the study's ``front.csv`` and ``front.json``.
 
     All or nothing: the folder moves into place only once every ``.tflite`` has reproduced its trial's
     recorded test accuracy and size.
@@ -228,5 +228,5 @@ def export_front(settings: ExportSettings) -> list[ExportResult]:
             (folder / name).mkdir()
             card = _write_trial(folder / name, study, location, trial, dataset, load_as)
             results.append(ExportResult(Path(settings.out) / name, trial.number, card))
-        write_front(study, folder)
+        write_front(study, folder, page=False)
     return results

@@ -157,6 +157,7 @@ def test_front_exports_each_front_point_up_to_the_size_verified_beside_the_front
     assert result.stdout.count("(verified)") == len(wanted)
     rows = json.loads((out / "front.json").read_text())
     assert [row["trial"] for row in rows] == [t.number for t in front]  # the whole front, files or not
+    assert (out / "front.csv").is_file() and not (out / "front.html").exists()  # no 5 MB page among the files
     for trial in wanted:
         folder = out / f"trial-{trial.number}"
         assert (folder / "model.tflite").stat().st_size == trial.user_attrs["tflite_bytes"]

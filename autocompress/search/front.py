@@ -66,11 +66,12 @@ def front_figure(study: optuna.Study, title: str | None = None) -> go.Figure:
     return figure
 
 
-def write_front(study: optuna.Study, folder: Path) -> dict[str, Path]:
-    """Write ``front.csv``, ``front.json`` and ``front.html`` to ``folder``; return their paths."""
+def write_front(study: optuna.Study, folder: Path, page: bool = True) -> dict[str, Path]:
+    """Write ``front.csv``, ``front.json`` and (with ``page``; it holds plotly, about 5 MB) ``front.html``
+    to ``folder``; return their paths."""
     rows = front_rows(study)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {kind: folder / f"front.{kind}" for kind in ("csv", "json", "html")}
+    paths = {kind: folder / f"front.{kind}" for kind in ("csv", "json", *(["html"] if page else []))}
     with atomic_file(paths["csv"]) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "config"])
         writer.writeheader()
@@ -78,6 +79,7 @@ def write_front(study: optuna.Study, folder: Path) -> dict[str, Path]:
             writer.writerow({**row, "config": json.dumps(row["config"], sort_keys=True)})
     with atomic_file(paths["json"]) as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
-    with atomic_file(paths["html"]) as tmp:
-        front_figure(study).write_html(tmp, include_plotlyjs=True, full_html=True)
+    if page:
+        with atomic_file(paths["html"]) as tmp:
+            front_figure(study).write_html(tmp, include_plotlyjs=True, full_html=True)
     return paths
