@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--study-dir", default=None)
     parser.add_argument("--npu", default=None, help="an Ethos-U configuration, e.g. ethos-u55-128")
     args = parser.parse_args()
-    study, _ = load_study(args.study, args.study_dir)
+    study, location = load_study(args.study, args.study_dir)
 
     trials = study.get_trials(deepcopy=False)
     ended = [t for t in trials if t.datetime_complete is not None]
@@ -67,19 +67,24 @@ def main() -> None:
                                          f"{100 * best['test_accuracy']:.2f}% | {best['tflite_bytes']:,} |"
                                          if best else "none | | | |"))
 
-    _arena_bounds([t for t in trials if t.state == TrialState.COMPLETE])
+    _arena_bounds([t for t in trials if t.state == TrialState.COMPLETE], location.folder)
     if args.npu:
-        _npu_estimates(rows, study, args.npu)
+        _npu_estimates(rows, study, args.npu, location.folder)
 
 
-def _npu_estimates(rows: list[dict], study, accelerator: str) -> None:
+def _trial_file(folder, number: int):
+    """Trial ``number``'s ``.tflite`` in the study folder (its record holds the path the search wrote it at)."""
+    return folder / "trials" / f"{number:05d}" / "model.tflite"
+
+
+def _npu_estimates(rows: list[dict], study, accelerator: str, folder) -> None:
     """Vela's estimate for each full-integer file of the front."""
     records = {t.number: TrialRecord.of(t) for t in study.get_trials(deepcopy=False)}
     print(f"\n| trial | configuration | bytes | arena bytes | {accelerator} ms (Vela) | NPU SRAM bytes | CPU operators |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         record = records[row["trial"]]
-        estimate = npu.estimate(record.tflite_path, accelerator, record.config["quant"])
+        estimate = npu.estimate(str(_trial_file(folder, row["trial"])), accelerator, record.config["quant"])
         if estimate.reason is None:
             print(f"| {row['trial']} | `{row['label']}` | {row['tflite_bytes']:,} | {_count(row['arena_bytes'])} | "
                   f"{estimate.inference_ms:.3f} | {estimate.sram_bytes:,} | {estimate.cpu_operators} |")
@@ -89,8 +94,9 @@ def _count(value: int | None) -> str:
     return "n/a" if value is None else f"{value:,}"
 
 
-def _arena_bounds(complete) -> None:
-    """The lower bound on the arena beside the arena TFLite Micro measured, for every completed trial."""
+def _arena_bounds(complete, folder) -> None:
+    """The lower bound on the arena beside the arena TFLite Micro measured, for every completed trial
+    (of the study in ``folder``, read from any working directory)."""
     ratios = []
     for trial in complete:
         record = TrialRecord.of(trial)
@@ -99,7 +105,7 @@ def _arena_bounds(complete) -> None:
         bound = record.predicted_min_arena_bytes
         if bound is None:  # a study without --max-ram: compute it as the search would have
             shape = tuple(record.input_contract["shape"][1:])
-            classes = Interpreter(model_path=record.tflite_path).get_output_details()[0]["shape"][-1]
+            classes = Interpreter(model_path=str(_trial_file(folder, trial.number))).get_output_details()[0]["shape"][-1]
             bound = predicted_arena_bytes(CompressionConfig.from_dict(record.config), shape, int(classes))
         ratios.append(bound / record.arena_bytes)
     if ratios:
