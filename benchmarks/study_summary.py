@@ -45,7 +45,9 @@ def main() -> None:
     states = {s.name: sum(t.state == s for t in trials) for s in TrialState if any(t.state == s for t in trials)}
     seconds = [(t.datetime_complete - t.datetime_start).total_seconds() for t in ended]
     wall = (max(t.datetime_complete for t in ended) - min(t.datetime_start for t in ended)).total_seconds()
-    print(f"trials: {len(trials)} ({', '.join(f'{n} {k.lower()}' for k, n in states.items())}); "
+    repeats = sum(TrialRecord.of(t).repeats is not None for t in trials)
+    print(f"trials: {len(trials)} ({', '.join(f'{n} {k.lower()}' for k, n in states.items())}; "
+          f"{repeats} repeat(s) of an earlier configuration, not counted in --trials); "
           f"wall {wall:.0f} s ({wall / 60:.1f} min); trial seconds median {statistics.median(seconds):.0f}, "
           f"max {max(seconds):.0f}\n")
 
