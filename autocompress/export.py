@@ -2,9 +2,10 @@
 sources for TensorFlow Lite Micro (:mod:`autocompress.firmware`), verified.
 
 The trial is chosen by number or by a rule applied to the study's Pareto front
-(:mod:`autocompress.search.choice`); :func:`export_front` exports every front point (up to a size). The files are read from the study's artifact store (falling back to
-the trial folder), the ``.tflite`` is re-evaluated on the test split, and only a model that
-reproduces its recorded test accuracy (within :data:`TOLERANCE`) and size is moved into place.
+(:mod:`autocompress.search.choice`); :func:`export_front` exports every front point (up to a size).
+The files are read from the study's artifact store (falling back to the trial folder), the
+``.tflite`` is re-evaluated on the test split, and only a model that reproduces its recorded test
+accuracy (within :data:`TOLERANCE`) and size is moved into place.
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ from optuna.trial import TrialState
 from autocompress.compress import npu
 from autocompress.compress.config import CompressionConfig
 from autocompress.compress.predict import predicted_arena_bytes
+from autocompress.search.artifacts import FILES
 from autocompress.search.front import front_rows
 from autocompress.search.record import TrialRecord
-from autocompress.search.storage import load_study
+from autocompress.search.storage import StudyLocation, load_study
 
 BUDGETS_KB = (16, 32, 64, 128)
 
@@ -69,24 +70,20 @@ def main() -> None:
                                          f"{100 * best['test_accuracy']:.2f}% | {best['tflite_bytes']:,} |"
                                          if best else "none | | | |"))
 
-    _arena_bounds([t for t in trials if t.state == TrialState.COMPLETE], location.folder)
+    _arena_bounds([t for t in trials if t.state == TrialState.COMPLETE], location)
     if args.npu:
-        _npu_estimates(rows, study, args.npu, location.folder)
+        _npu_estimates(rows, study, args.npu, location)
 
 
-def _trial_file(folder, number: int):
-    """Trial ``number``'s ``.tflite`` in the study folder (its record holds the path the search wrote it at)."""
-    return folder / "trials" / f"{number:05d}" / "model.tflite"
-
-
-def _npu_estimates(rows: list[dict], study, accelerator: str, folder) -> None:
+def _npu_estimates(rows: list[dict], study, accelerator: str, location: StudyLocation) -> None:
     """Vela's estimate for each full-integer file of the front."""
     records = {t.number: TrialRecord.of(t) for t in study.get_trials(deepcopy=False)}
     print(f"\n| trial | configuration | bytes | arena bytes | {accelerator} ms (Vela) | NPU SRAM bytes | CPU operators |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         record = records[row["trial"]]
-        estimate = npu.estimate(str(_trial_file(folder, row["trial"])), accelerator, record.config["quant"])
+        tflite = location.trial_dir(row["trial"]) / FILES["tflite"]
+        estimate = npu.estimate(str(tflite), accelerator, record.config["quant"])
         if estimate.reason is None:
             print(f"| {row['trial']} | `{row['label']}` | {row['tflite_bytes']:,} | {_count(row['arena_bytes'])} | "
                   f"{estimate.inference_ms:.3f} | {estimate.sram_bytes:,} | {estimate.cpu_operators} |")
@@ -96,9 +93,9 @@ def _count(value: int | None) -> str:
     return "n/a" if value is None else f"{value:,}"
 
 
-def _arena_bounds(complete, folder) -> None:
+def _arena_bounds(complete, location: StudyLocation) -> None:
     """The lower bound on the arena beside the arena TFLite Micro measured, for every completed trial
-    (of the study in ``folder``, read from any working directory)."""
+    (its file read from the study's folder: the record holds the path relative to where the search ran)."""
     ratios = []
     for trial in complete:
         record = TrialRecord.of(trial)
@@ -107,7 +104,8 @@ def _arena_bounds(complete, folder) -> None:
         bound = record.predicted_min_arena_bytes
         if bound is None:  # a study without --max-ram: compute it as the search would have
             shape = tuple(record.input_contract["shape"][1:])
-            classes = Interpreter(model_path=str(_trial_file(folder, trial.number))).get_output_details()[0]["shape"][-1]
+            tflite = location.trial_dir(trial.number) / FILES["tflite"]
+            classes = Interpreter(model_path=str(tflite)).get_output_details()[0]["shape"][-1]
             bound = predicted_arena_bytes(CompressionConfig.from_dict(record.config), shape, int(classes))
         ratios.append(bound / record.arena_bytes)
     if ratios:

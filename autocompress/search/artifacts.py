@@ -50,7 +50,7 @@ def fetch_file(trial: FrozenTrial, location: StudyLocation, kind: str, path: Pat
     if artifact_id and (location.artifact_dir / artifact_id).exists():
         download_artifact(artifact_store=artifact_store(location), artifact_id=artifact_id, file_path=str(path))
         return
-    fallback = location.trials_dir / f"{trial.number:05d}" / FILES[kind]
+    fallback = location.trial_dir(trial.number) / FILES[kind]
     if not fallback.exists():
         raise UserError(f"trial {trial.number}'s {FILES[kind]} is neither in {location.artifact_dir} "
                         f"nor at {fallback}; was the study folder moved without them?")

@@ -76,11 +76,14 @@ class Selection:
     front: bool = False  # every front point (of at most ``max_size``, when given) instead of one
 
     def __post_init__(self) -> None:
-        given = [value is not None for value in (self.trial, self.pick, self.max_size, self.min_accuracy)]
-        one = (not any(given[:2] + given[3:]) if self.front else sum(given) == 1,
-               "--front exports every front point (up to --max-size, when given): drop --trial, --pick and "
-               "--min-accuracy" if self.front else
-               "choose the model with exactly one of --trial, --pick, --max-size or --min-accuracy, or --front")
+        if self.front:  # --max-size, if given, bounds the points
+            one = (self.trial is None and self.pick is None and self.min_accuracy is None,
+                   "--front exports every front point (up to --max-size, when given): drop --trial, --pick and "
+                   "--min-accuracy")
+        else:
+            given = [value is not None for value in (self.trial, self.pick, self.max_size, self.min_accuracy)]
+            one = (sum(given) == 1,
+                   "choose the model with exactly one of --trial, --pick, --max-size or --min-accuracy, or --front")
         checks = [
             one,
             (self.pick is None or self.pick in PICKS,

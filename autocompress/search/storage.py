@@ -40,6 +40,10 @@ class StudyLocation:
     def trials_dir(self) -> Path:
         return self.folder / "trials"
 
+    def trial_dir(self, number: int) -> Path:
+        """Where trial ``number`` writes its files."""
+        return self.trials_dir / f"{number:05d}"
+
 
 def locate(study_name: str, out: str | Path | None = None, storage: str | None = None) -> StudyLocation:
     """``studies/<name>/`` (or ``out``) with its SQLite file unless ``storage`` names another."""

@@ -50,7 +50,7 @@ class Objective:
             _within(trial, "predicted_min_arena_bytes", predicted_arena_bytes(config, dataset.input_shape,
                                                                               dataset.num_classes, own),
                     self.settings.max_ram, "the largest op's activations alone need", "--max-ram")
-        out_dir = self.location.trials_dir / f"{trial.number:05d}"
+        out_dir = self.location.trial_dir(trial.number)
         try:
             record = self._repeated(trial, config, out_dir) or self._compressed(trial, config, out_dir)
         except optuna.TrialPruned:
