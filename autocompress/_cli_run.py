@@ -48,13 +48,13 @@ def teacher(dataset: str = DatasetArg, epochs: Optional[int] = typer.Option(None
     from autocompress.api import get_teacher
     from autocompress.data import load_dataset
     from autocompress.precision import resolve
-    from autocompress.progress import EpochProgress, progress_bar
+    from autocompress.progress import training_display
 
     resolve(precision)
     data = load_dataset(dataset, data_dir, cache_dir)
-    with progress_bar(console) as progress:
+    with training_display(console, f"teacher on {data.name}") as shown:
         result = get_teacher(data, cache_dir, epochs=epochs, seed=seed, teacher_path=teacher_path,
-                             callbacks=[EpochProgress(progress, f"teacher on {data.name}")], precision=precision)
+                             callbacks=[shown], precision=precision)
     table = Table("teacher", "params", "val accuracy", "test accuracy", "train seconds", "cached at")
     table.add_row(result.name, f"{result.params:,}", f"{result.val_accuracy:.4f}", f"{result.test_accuracy:.4f}",
                   f"{result.train_seconds:.0f}", str(result.path))

@@ -81,7 +81,8 @@ def search(
             study = run_search(settings, callbacks=(report_failure,))
         else:
             with SearchDisplay(console, trials) as display:
-                study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready)
+                study = run_search(settings, callbacks=(display, report_failure), on_ready=display.on_ready,
+                                   on_activity=display.activity)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (typer would turn it into a bare exit 130)
         errors.print(INTERRUPTED, markup=False)
         raise typer.Exit(130) from None

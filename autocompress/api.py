@@ -47,9 +47,9 @@ def make_context(dataset: Dataset, cache_dir: str | Path | None = None, *, teach
     sweep_temporaries(cache)  # what a killed run was writing
     resolve_precision(precision)  # a bad choice fails here, before any work
     own = prepare(dataset, model_path, cache, scaling) if model_path is not None else None
-    return pipeline.Context(dataset, cache, lambda: get_teacher(dataset, cache, epochs=teacher_epochs,
-                                                                teacher_path=teacher_path, precision=precision,
-                                                                own_model=own),
+    return pipeline.Context(dataset, cache, lambda callbacks: get_teacher(
+                                dataset, cache, epochs=teacher_epochs, teacher_path=teacher_path,
+                                precision=precision, own_model=own, callbacks=callbacks),
                             precision=precision, npu=npu and check_accelerator(npu), own_model=own)
 
 

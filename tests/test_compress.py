@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from autocompress.compress import measure, pipeline, prune, quantize
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
 from autocompress.models import build_model
-from autocompress.progress import EpochProgress, progress_bar
+from autocompress.progress import training_display
 from autocompress.training import DistillationLoss, TrainingConfig, train
 
 from helpers import tflite_docs_accuracy
@@ -73,15 +74,23 @@ def test_alpha_one_training_ignores_the_teacher(bar_dataset):
     assert all(np.array_equal(a, b) for a, b in zip(plain, with_teacher))
 
 
-def test_epoch_progress_counts_every_batch(bar_dataset):
-    progress = progress_bar(Console(file=io.StringIO()))
-    callback = EpochProgress(progress, "student")
-    model = build_model("paper-mnist-student", bar_dataset.input_shape, bar_dataset.num_classes)
-    train(model, bar_dataset.x_train, bar_dataset.y_train, bar_dataset.num_classes,
-          TrainingConfig(epochs=2, batch_size=16), callbacks=[callback])
-    task = progress.tasks[0]
+def test_training_progress_is_a_bar_in_a_terminal_and_a_line_per_epoch_in_a_log(bar_dataset):
+    def shown(terminal: bool):
+        out = io.StringIO()
+        with training_display(Console(file=out, force_terminal=terminal, width=200), "teacher on bars") as callback:
+            model = build_model("paper-mnist-student", bar_dataset.input_shape, bar_dataset.num_classes)
+            train(model, bar_dataset.x_train, bar_dataset.y_train, bar_dataset.num_classes,
+                  TrainingConfig(epochs=2, batch_size=16), callbacks=[callback])
+        return callback, out.getvalue()
+
+    bar, _ = shown(terminal=True)
+    task = bar.progress.tasks[0]
     assert task.completed == task.total == 2 * math.ceil(len(bar_dataset.x_train) / 16)
     assert task.fields["status"].startswith("epoch 2/2")
+    _, log = shown(terminal=False)
+    lines = log.splitlines()
+    assert [line.split(" loss")[0] for line in lines] == ["teacher on bars: epoch 1/2", "teacher on bars: epoch 2/2"]
+    assert re.search(r"loss \d+\.\d{3} acc [01]\.\d{3}, eta 0\.0 min$", lines[-1]), lines
 
 
 def test_float_export_matches_keras_and_reports_its_real_size(run, bar_dataset):

@@ -46,13 +46,23 @@ def finished_study(base_args, tmp_path_factory) -> Path:
     return out
 
 
-def test_a_search_logged_to_a_file_shows_a_line_per_trial_with_eta_and_front(base_args, tmp_path):
+def test_a_search_logged_to_a_file_shows_a_line_per_trial_and_per_epoch_trained(base_args, tmp_path):
     args = [a for a in base_args if a != "--quiet"]  # the default display, its output captured: not a terminal
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "cache")  # a new cache: the teacher trains first
     result = run_cli("search", *args, "--trials", "2", "--out", str(tmp_path / "study"), "--seed", "4")
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("trials ")]
+    output = result.stdout.splitlines()
+    lines = [line for line in output if line.startswith("trials ")]
     assert [line.split(" done")[0] for line in lines] == ["trials 0/2", "trials 1/2", "trials 2/2"], result.stdout
     assert "eta ?" in lines[0] and "eta 0.0 min" in lines[-1]
+    teacher = [line.split(" loss")[0] for line in output if line.startswith("training the teacher: ")]
+    assert teacher == [f"training the teacher: epoch {k}/3" for k in (1, 2, 3)], result.stdout
+    assert output.index(lines[1]) > max(i for i, line in enumerate(output) if line.startswith("training the teacher"))
+    epochs = open_study(tmp_path / "study").trials[0].user_attrs["config"]["epochs"]
+    student = [line for line in output if line.startswith("trial 0: ")]
+    assert [line.split(": ")[2].split(" loss")[0] for line in student] == \
+        [f"epoch {k}/{epochs}" for k in range(1, epochs + 1)], result.stdout
+    assert student[-1].endswith("eta 0.0 min") and output.index(student[-1]) < output.index(lines[1])
     rows = json.loads((tmp_path / "study" / "front.json").read_text())
     best = max(rows, key=lambda row: row["val_accuracy"])
     assert f"{100 * best['val_accuracy']:.2f}% val at {best['tflite_bytes']:,} B (trial {best['trial']})" in lines[-1]

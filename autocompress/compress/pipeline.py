@@ -34,8 +34,8 @@ PAPER_ASSISTANTS = {"paper-mnist-student": "paper-mnist-assistant", "paper-cifar
 class Context:
     """What a configuration does not choose: the data, the caches and the (lazily loaded) teacher.
 
-    ``teacher`` is a :class:`Teacher` or a zero-argument callable returning one (trained or
-    loaded only when a configuration distils). Teachers live in ``cache_dir``; trained students
+    ``teacher`` is a :class:`Teacher` or a callable returning one (trained or loaded only when a
+    configuration distils; it is handed the Keras callbacks that watch a training). Teachers live in ``cache_dir``; trained students
     and pruned models in ``models_dir`` (a study's own folder), else in ``cache_dir`` too.
     ``precision`` is the one students and assistants train in: ``auto``, ``float32`` or ``bfloat16``
     (``auto`` settled per architecture by :func:`autocompress.precision.for_model`).
@@ -56,11 +56,12 @@ class Context:
     def model_cache(self) -> Path:
         return Path(self.models_dir or self.cache_dir)
 
-    def get_teacher(self) -> Teacher:
+    def get_teacher(self, callbacks=()) -> Teacher:
+        """The teacher; ``callbacks`` watch its training, if it must be trained now."""
         if self.teacher is None:
             raise ValueError("this configuration distils but the context has no teacher")
         if not isinstance(self.teacher, Teacher):
-            self.teacher = self.teacher()
+            self.teacher = self.teacher(callbacks)
         return self.teacher
 
     def knowledge_source(self, config: CompressionConfig) -> Teacher:
@@ -194,10 +195,11 @@ def shorter_training(config: CompressionConfig, context: Context, source: Teache
 
 
 def train_student(config: CompressionConfig, context: Context, source: Teacher | None,
-                  callbacks, reused: list[str]) -> keras.Model:
+                  callbacks, reused: list[str], watchers=()) -> keras.Model:
     """The trained student: from the cache; or continued from its cached training with fewer epochs
     (``E2 - E1`` more epochs from its weights and optimizer state, a warm restart); or trained now
-    with ``callbacks``. A training killed midway goes on from its last epoch when it runs again.
+    with ``callbacks``. ``watchers`` (callbacks that only watch, e.g. progress) see either training.
+    A training killed midway goes on from its last epoch when it runs again.
     The user's own model is taken as it is."""
     dataset = context.dataset
     if config.student == OWN_MODEL:
@@ -208,7 +210,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
 
     def build():
         keras.utils.set_random_seed(config.seed)
-        kwargs = dict(callbacks=callbacks, backup=_backup_path(path), **_kd_arguments(config, source))
+        kwargs = dict(callbacks=[*callbacks, *watchers], backup=_backup_path(path), **_kd_arguments(config, source))
         with precision.policy(student_precision(config, context)):
             model = build_student(config.student, dataset.input_shape, dataset.num_classes, width=config.width)
             if earlier is not None:
@@ -216,7 +218,7 @@ def train_student(config: CompressionConfig, context: Context, source: Teacher |
                 model.set_weights(keras.models.load_model(cached, compile=False).get_weights())
                 with np.load(_state_path(cached)) as saved:
                     state = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-                kwargs.update(epochs=config.epochs - epochs, resume=state, callbacks=())
+                kwargs.update(epochs=config.epochs - epochs, resume=state, callbacks=list(watchers))
                 reused.append(f"student trained {epochs} epochs")
             train(model, dataset.x_train, dataset.y_train, dataset.num_classes, _training(config, dataset), **kwargs)
         with atomic_file(_state_path(path)) as tmp:
@@ -277,10 +279,11 @@ def _preprocessing(config: CompressionConfig, context: Context) -> str | None:
     return context.own_model.scaling.describe()
 
 
-def run(config: CompressionConfig, context: Context, out_dir: Path, student_callbacks=()) -> Result:
+def run(config: CompressionConfig, context: Context, out_dir: Path, student_callbacks=(), watchers=()) -> Result:
     """Distil, prune and quantize per ``config``; write ``model.tflite``, ``model.keras`` (the float
     model before quantization) and ``result.json`` to ``out_dir``; measure the ``.tflite``.
-    ``student_callbacks`` watch the student's training (when it is not already cached)."""
+    ``student_callbacks`` join the student's training from scratch (when it is not cached);
+    ``watchers`` (progress) also a continued one."""
     dataset = context.dataset
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # a folder that cannot be made fails now, before any training
@@ -293,7 +296,7 @@ def run(config: CompressionConfig, context: Context, out_dir: Path, student_call
         if source.val_accuracy <= chance + 0.01:
             raise UselessTeacher(f"the teacher ({source.name}) is no better than chance ({100 * source.val_accuracy:.1f}% "
                                  f"val vs {100 * chance:.1f}%): distilling from it is pointless; train it longer")
-    model = train_student(config, context, source, student_callbacks, reused)
+    model = train_student(config, context, source, student_callbacks, reused, watchers)
     stages.stop("distill")
 
     if config.prunes:

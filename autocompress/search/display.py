@@ -30,9 +30,10 @@ def front_table(rows: list[dict], title: str = "Pareto front") -> Table:
 
 
 class SearchDisplay:
-    """An Optuna callback that redraws a rich live panel after every trial; where the output is not a
-    terminal (a log file, a pipe), which a live panel would leave blank until the end, one line per
-    trial instead: the counts, the ETA and the front's extremes."""
+    """An Optuna callback that redraws a rich live panel after every trial, with the epoch each
+    worker trains (:meth:`activity`); where the output is not a terminal (a log file, a pipe), which a
+    live panel would leave blank until the end, one line per trial instead (the counts, the ETA and
+    the front's extremes) and one per epoch trained."""
 
     def __init__(self, console: Console, target: int):
         self.console, self.target = console, target
@@ -40,6 +41,8 @@ class SearchDisplay:
             if console.is_terminal else None
         self.started = time.time()
         self.done_at_start = 0
+        self.panel: list = [Text("opening the study...")]  # the trial counts, then the front's table
+        self.training: dict[int, str] = {}  # each worker's latest epoch line
 
     def __enter__(self) -> "SearchDisplay":
         if self.live is not None:
@@ -56,7 +59,20 @@ class SearchDisplay:
         self.refresh(study)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.training.clear()  # a finished trial's last epoch line is stale
         self.refresh(study)
+
+    def activity(self, slot: int, line: str) -> None:
+        """Worker ``slot`` finished an epoch (``line``: what it trains, the epoch, the time left)."""
+        if self.live is None:
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
+        self.training[slot] = line
+        self._draw()
+
+    def _draw(self) -> None:
+        lines = [Text(self.training[slot]) for slot in sorted(self.training)]
+        self.live.update(Group(self.panel[0], *lines, *self.panel[1:]), refresh=True)
 
     def refresh(self, study: optuna.Study) -> None:
         from autocompress.search.front import front_rows
@@ -74,7 +90,8 @@ class SearchDisplay:
                       f"elapsed {elapsed / 60:.1f} min · eta " + (f"{eta / 60:.1f} min" if eta is not None else "?"))
         rows = front_rows(study) if any(t.state == TrialState.COMPLETE for t in trials) else []
         if self.live is not None:
-            self.live.update(Group(status, *([front_table(rows)] if rows else [])), refresh=True)
+            self.panel = [status, *([front_table(rows)] if rows else [])]
+            self._draw()
             return
         if rows:
             smallest, best = rows[0], max(rows, key=lambda row: row["val_accuracy"])

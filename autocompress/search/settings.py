@@ -144,7 +144,7 @@ class SearchSettings:
 class WorkerArgs:
     """A worker process's one argument (as JSON): the search, when this run started and must end
     (``time.time()`` seconds), the worker's slot (which seeds its sampler), the run's folder (its
-    space and each worker's error file) and Optuna's log verbosity."""
+    space, each worker's error and activity files) and Optuna's log verbosity."""
 
     settings: SearchSettings
     run_started: float
@@ -156,6 +156,10 @@ class WorkerArgs:
     def error_file(self) -> Path:
         """Where the worker writes its one-line error before it exits with code 2."""
         return Path(self.run_folder) / f"worker-{self.slot}.error"
+
+    def activity_file(self) -> Path:
+        """Where the worker appends a line per epoch of what it trains (the teacher, students) for the display."""
+        return Path(self.run_folder) / f"worker-{self.slot}.activity"
 
     @staticmethod
     def space_file(run_folder: str | Path) -> Path:

@@ -38,8 +38,10 @@ class _Worker:
     def __init__(self, settings: SearchSettings, started: float, deadline: float | None, slot: int, run_folder: Path):
         self.slot = slot
         args = WorkerArgs(settings, started, deadline, slot, str(run_folder), optuna.logging.get_verbosity())
-        self.error_file = args.error_file()
+        self.error_file, self.activity_file = args.error_file(), args.activity_file()
         self.error_file.unlink(missing_ok=True)
+        self.activity_file.unlink(missing_ok=True)
+        self.activity_read = 0
         self.process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, args.to_json()], env=os.environ.copy())
 
     def error(self, code: int) -> UserError:
@@ -48,16 +50,30 @@ class _Worker:
         return UserError(f"a search worker stopped with exit code {code} (its output is above); "
                          "rerun the same command to resume the study")
 
+    def new_activity(self) -> list[str]:
+        """The whole lines the worker appended to its activity file since the last call."""
+        try:
+            with open(self.activity_file, "rb") as f:
+                f.seek(self.activity_read)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        complete = data[:data.rfind(b"\n") + 1]
+        self.activity_read += len(complete)
+        return complete.decode("utf-8", errors="replace").splitlines()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
         self.process.wait()
 
 
-def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callable | None = None) -> optuna.Study:
+def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callable | None = None,
+               on_activity: Callable[[int, str], None] | None = None) -> optuna.Study:
     """Create or resume the study and run it to ``settings.trials`` trials in ``settings.workers``
     worker processes. ``callbacks`` (Optuna's ``(study, frozen_trial)``) hear of every trial that
-    finishes; ``on_ready(study)`` is called once the study exists, before its first trial ends.
+    finishes; ``on_ready(study)`` is called once the study exists, before its first trial ends;
+    ``on_activity(slot, line)`` hears each epoch a worker trains (the teacher's, a student's).
 
     The space is read here, once: every worker of the run (replacements too) searches it, so editing
     the TOML meanwhile changes nothing. The first worker creates the study and trains the teacher
@@ -79,13 +95,17 @@ def run_search(settings: SearchSettings, callbacks: tuple = (), on_ready: Callab
         try:
             while workers:
                 time.sleep(POLL_SECONDS)
-                watcher.poll()
+                codes = {worker: worker.process.poll() for worker in workers}  # a worker that exited wrote all its lines
+                for worker in workers if on_activity else ():
+                    for line in worker.new_activity():
+                        on_activity(worker.slot, line)
+                watcher.poll()  # after the lines: a trial reported as finished has shown all its epochs
                 if watcher.first_trial_started and len(workers) < settings.workers and not watcher.more_started:
                     workers += [_Worker(settings, started, deadline, slot, Path(run_folder)) for slot in range(1, settings.workers)]
                     forwarded.extend(workers[1:])
                     watcher.more_started = True
                 for worker in list(workers):
-                    code = worker.process.poll()
+                    code = codes.get(worker)  # None: started in this round
                     if code is None:
                         continue
                     workers.remove(worker)

@@ -32,6 +32,7 @@ class Objective:
     space: SearchSpace
     context: object  # autocompress.compress.pipeline.Context
     location: storage_mod.StudyLocation
+    report: Callable[[str], None] | None = None  # hears a line per epoch of each student's training
     versions: dict = field(default_factory=library_versions)
 
     def __call__(self, trial: optuna.Trial):
@@ -112,8 +113,14 @@ class Objective:
             # its student stopped at the rung before and was not trained in full since: judge it on that rung
             number, accuracy = earlier
             self._judge(trial, config, measured_in=number)(accuracy)
+        watchers = []
+        if self.report is not None:
+            from autocompress.progress import EpochLines
+
+            watchers.append(EpochLines(self.report, f"trial {trial.number}: {config.student} w{config.width:.2f} "
+                                                    f"student ({config.epochs} epochs)"))
         release_memory()  # the earlier trials' models (a repeat or a trial stopped before training builds none)
-        result = pipeline.run(config, self.context, out_dir, callbacks)
+        result = pipeline.run(config, self.context, out_dir, callbacks, watchers)
         return {key: value for key, value in result.to_dict().items() if key != "config"}
 
     def _judge(self, trial: optuna.Trial, config: CompressionConfig,

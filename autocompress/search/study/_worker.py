@@ -56,9 +56,12 @@ def worker_main(arguments: str) -> None:
     settings = args.settings
     try:
         study, space, context = prepare(settings, args.slot, WorkerArgs.space_file(args.run_folder))
+        report = _appender(args.activity_file())
         if space.distils():
-            context.get_teacher()  # trained here, once, before the first trial
-        more = work(study, Objective(settings, space, context, settings.location()), settings.trials,
+            from autocompress.progress import EpochLines
+
+            context.get_teacher([EpochLines(report, "training the teacher")])  # here, once, before the first trial
+        more = work(study, Objective(settings, space, context, settings.location(), report), settings.trials,
                     args.deadline, settings.trials_per_process or None, args.run_started)
     except UserError as error:
         args.error_file().write_text(str(error))
@@ -66,6 +69,16 @@ def worker_main(arguments: str) -> None:
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor reports it
         sys.exit(130)
     _exit_at_once(EXIT_REPLACE_ME if more else 0)
+
+
+def _appender(path: Path):
+    """A function that appends one line to ``path`` (the supervisor reads it as it grows)."""
+
+    def append(line: str) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line.replace("\n", " ") + "\n")
+
+    return append
 
 
 def _exit_at_once(code: int) -> None:
