@@ -16,6 +16,7 @@ from ai_edge_litert.interpreter import Interpreter
 from rich.console import Console
 
 from autocompress._tf import keras, tf
+from autocompress.architectures import OWN_MODEL
 from autocompress.compress import measure, pipeline, prune, quantize
 from autocompress.compress.config import CompressionConfig
 from autocompress.errors import UserError
@@ -279,9 +280,11 @@ def test_stages_not_asked_for_are_skipped(run):
 
 def test_labels_read_like_the_configuration():
     assert CompressionConfig(width=0.5, alpha=0.3, sparsity=0.6, prune_scope="global", prune_structure="channel",
-                             quant="int8", per_channel=False, strip_names=True).label() == \
-        "cnn w0.50 T4 a0.3 60% global channel conv int8 per-tensor stripped"
-    assert CompressionConfig(student="paper-mnist-student", quant="dynamic").label() == "paper-mnist-student dynamic"
+                             quant="int8", per_channel=False, strip_names=True, epochs=20).label() == \
+        "cnn w0.50 20ep T4 a0.3 60% global channel conv int8 per-tensor stripped"
+    assert CompressionConfig(student="paper-mnist-student", quant="dynamic", epochs=10).label() == \
+        "paper-mnist-student 10ep dynamic"
+    assert CompressionConfig(student=OWN_MODEL, quant="int8").label() == "model int8"  # trained already
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -123,10 +123,12 @@ class CompressionConfig:
         return self.student, self.width, kd, self.epochs, self.batch_size, self.learning_rate, self.seed
 
     def label(self) -> str:
-        """A short readable name, e.g. ``cnn w0.50 T4 a0.3 60% global channel int8``."""
+        """A short readable name, e.g. ``cnn w0.50 20ep T4 a0.3 60% global channel int8``."""
         # the width scales the families; the paper's presets are fixed
         scaled = self.student in FAMILIES or is_user_family(self.student)
         parts = [f"{self.student} w{self.width:.2f}" if scaled else self.student]
+        if self.student != OWN_MODEL:  # the user's model comes trained
+            parts.append(f"{self.epochs}ep")
         if self.distills:
             parts.append(f"T{self.temperature:g} a{self.alpha:.2g}" + (" +TA" if self.assistant else ""))
         if self.prunes:
