@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Optional
 
@@ -12,8 +13,19 @@ from autocompress.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the smallest compressed image classifier that keeps the accuracy you need.")
-console = Console()
-errors = Console(stderr=True)
+LOG_COLUMNS = 200  # rich's 80 columns, where the output is a log or a pipe, wrap a front's labels into columns of words
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich's console, as wide as ``LOG_COLUMNS`` where the output is not a terminal (unless $COLUMNS says)."""
+    made = Console(stderr=stderr)
+    if not made.is_terminal and "COLUMNS" not in os.environ:
+        made.width = LOG_COLUMNS
+    return made
+
+
+console = _console()
+errors = _console(stderr=True)
 INTERRUPTED = "interrupted: completed trials are saved; rerun the same command to resume"
 
 # Choice options (--quant, --sampler, --pick, ...) stay str, checked by CompressionConfig, SearchSettings

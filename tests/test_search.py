@@ -99,6 +99,9 @@ def test_front_command_rewrites_the_front(finished_study):
     (finished_study / "front.json").unlink()
     result = run_cli("front", "--study", "bars", "--out", str(finished_study), check=True)
     assert (finished_study / "front.json").exists() and "Pareto front" in result.stdout
+    lines = result.stdout.splitlines()  # a log, not a terminal: each row on one line, not wrapped into columns
+    for row in json.loads((finished_study / "front.json").read_text()):
+        assert any(row["label"] in line and f"{100 * row['test_accuracy']:.2f}" in line for line in lines), result.stdout
 
 
 def test_two_processes_on_one_sqlite_file_complete_exactly_n_trials(base_args, tmp_path):
