@@ -75,7 +75,9 @@ def search_command(dataset: Path, space: Path, cache: Path, out: Path, *extra: o
 def run_cli(*args: object, timeout: float = 900, cwd: Path = REPO, check: bool = False) -> subprocess.CompletedProcess:
     """``autocompress ARGS`` in a subprocess (from ``cwd``), as a user runs it; ``check``: fail the
     test with the command's stderr unless it exits 0."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3",
+    shell = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}  # pytest-xdist's workers set
+    # them (to 80 and 24); a user's shell does not export them to a command whose output goes to a file or a pipe
+    env = {**shell, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     if check and result.returncode != 0:
